@@ -1,0 +1,97 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { configureOps } from './ops.js';
+import { applyPlatformFixes } from './platform-fixes.js';
+
+/**
+ * Backend selection. The native packages (@tensorflow/tfjs-node[-gpu]) are optional dependencies whose
+ * install script downloads libtensorflow; where that fails the package is absent or installed without its
+ * addon. We look for the addon file before importing, because a failed import registers ~150 kernels and
+ * a second attempt floods stderr (PLATFORM.md §1).
+ */
+export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+
+const require = createRequire(import.meta.url);
+
+function nativeAddonPresent(pkg: string): boolean {
+  let root: string;
+  try {
+    root = dirname(require.resolve(`${pkg}/package.json`));
+  } catch {
+    return false;
+  }
+  const lib = join(root, 'lib');
+  if (!existsSync(lib)) return false;
+  return readdirSync(lib).some((d) => existsSync(join(lib, d, 'tfjs_binding.node')));
+}
+
+async function tryNative(pkg: string): Promise<boolean> {
+  if (!nativeAddonPresent(pkg)) return false;
+  try {
+    await import(pkg);
+    return await tf.setBackend('tensorflow');
+  } catch {
+    return false;
+  }
+}
+
+export interface BackendInfo {
+  /** tfjs backend name actually in use: 'tensorflow', 'wasm' or 'cpu'. */
+  name: string;
+  /** Human-readable description, e.g. "tensorflow (native GPU)". */
+  description: string;
+}
+
+let active: BackendInfo | undefined;
+
+export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
+  if (active && (choice === 'auto' || active.name === choice)) return active;
+  tf.env().set('IS_TEST', false);
+  tf.env().set('PROD', true);
+  const order: string[] =
+    choice === 'auto'
+      ? ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']
+      : choice === 'tensorflow'
+        ? ['tensorflow-gpu', 'tensorflow']
+        : [choice];
+  for (const b of order) {
+    let ok = false;
+    let description = b;
+    if (b === 'tensorflow-gpu') {
+      ok = await tryNative('@tensorflow/tfjs-node-gpu');
+      description = 'tensorflow (native, GPU package)';
+    } else if (b === 'tensorflow') {
+      ok = await tryNative('@tensorflow/tfjs-node');
+      description = 'tensorflow (native CPU)';
+    } else {
+      try {
+        ok = await tf.setBackend(b);
+        if (ok) await tf.ready();
+      } catch {
+        ok = false;
+      }
+      description = b === 'wasm' ? 'wasm (XNNPACK, SIMD, 1 thread)' : 'cpu (pure JavaScript)';
+    }
+    if (ok) {
+      applyPlatformFixes(tf.getBackend());
+      configureOps(tf.getBackend());
+      active = { name: tf.getBackend(), description };
+      return active;
+    }
+  }
+  if (choice === 'tensorflow') {
+    throw new Error(
+      "backend 'tensorflow' is not available: neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node has its native addon installed (their install script downloads libtensorflow, which needs internet access). Use --backend wasm or cpu.",
+    );
+  }
+  throw new Error(`backend '${choice}' could not be initialised`);
+}
+
+export function activeBackend(): BackendInfo {
+  if (!active) throw new Error('initBackend() has not been called');
+  return active;
+}

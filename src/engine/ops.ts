@@ -1,0 +1,122 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * Tensor primitives shared by the models, the backward pass and the relevance rules.
+ *
+ * Why these exist instead of plain tf.matMul: on the wasm backend (the default here) batched and
+ * transposed matmuls take XNNPACK's slow paths, 5–15× slower than plain 2-D products (PLATFORM.md §2).
+ * So every product in the hot path is written as "2-D, no transpose flags": weights are stored in both
+ * orientations, and batched products are split into per-slice 2-D matmuls where that is faster.
+ */
+
+/** Whether batched matmuls should be split into per-slice 2-D matmuls (true on wasm). */
+let splitBatched = true;
+
+export function configureOps(backendName: string): void {
+  splitBatched = backendName === 'wasm';
+}
+
+/** Plain 2-D product a[M,K] · b[K,N]. */
+export function mm(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  return tf.matMul(a, b);
+}
+
+/** Batched product a[G,M,K] · b[G,K,N] (no transposes). */
+export function bmm(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  const g = a.shape[0];
+  if (!splitBatched || g === 1) return tf.matMul(a, b);
+  const [, m, k] = a.shape;
+  const n = b.shape[2];
+  const parts: tf.Tensor2D[] = [];
+  for (let i = 0; i < g; i++) {
+    const ai = tf.reshape(tf.slice(a, [i, 0, 0], [1, m, k]), [m, k]) as tf.Tensor2D;
+    const bi = tf.reshape(tf.slice(b, [i, 0, 0], [1, k, n]), [k, n]) as tf.Tensor2D;
+    parts.push(tf.matMul(ai, bi));
+  }
+  return tf.reshape(tf.concat(parts, 0), [g, m, n]) as tf.Tensor3D;
+}
+
+/** Transpose of the last two axes, materialised (so the following product takes the fast path). */
+export function tT<T extends tf.Tensor>(x: T): T {
+  const r = x.rank;
+  const perm = [...Array(r).keys()];
+  perm[r - 1] = r - 2;
+  perm[r - 2] = r - 1;
+  return tf.transpose(x, perm) as T;
+}
+
+export function relu<T extends tf.Tensor>(x: T): T {
+  return tf.relu(x) as T;
+}
+
+/** x⁻ = min(x, 0). */
+export function negPart<T extends tf.Tensor>(x: T): T {
+  return tf.minimum(x, 0) as T;
+}
+
+/**
+ * The reference's `safe_divide(a, b)` with ε = 1e-9 (ALGORITHMS.md §2.2): `a / (b + ε)` where b ≠ 0,
+ * 0 where b == 0, and a/ε where b + ε rounds to exactly 0. Note that it is *not* a sign-aware stabiliser:
+ * a tiny negative b flips sign after the shift, and we reproduce that.
+ */
+export const SAFE_DIVIDE_EPS = 1e-9;
+
+export function safeDivide(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    let den = tf.add(b, SAFE_DIVIDE_EPS);
+    den = tf.where(tf.equal(den, 0), tf.fill(den.shape, SAFE_DIVIDE_EPS), den);
+    const q = tf.div(a, den);
+    return tf.mul(q, tf.cast(tf.notEqual(b, 0), 'float32'));
+  });
+}
+
+export interface LayerNormParams {
+  gamma: tf.Tensor1D;
+  beta: tf.Tensor1D;
+  eps: number;
+}
+
+/** LayerNorm over the last axis with the biased variance, as torch.nn.LayerNorm. */
+export function layerNorm<T extends tf.Tensor>(x: T, p: LayerNormParams): T {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    const xhat = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, p.eps)));
+    return tf.add(tf.mul(xhat, p.gamma), p.beta) as T;
+  });
+}
+
+/** Vector–Jacobian product of layerNorm at input x: returns ∂⟨y, g⟩/∂x. */
+export function layerNormBackward<T extends tf.Tensor>(x: T, g: T, p: LayerNormParams): T {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    const rstd = tf.rsqrt(tf.add(variance, p.eps));
+    const xhat = tf.mul(tf.sub(x, mean), rstd);
+    const dy = tf.mul(g, p.gamma);
+    const m1 = tf.mean(dy, -1, true);
+    const m2 = tf.mean(tf.mul(dy, xhat), -1, true);
+    return tf.mul(tf.sub(tf.sub(dy, m1), tf.mul(xhat, m2)), rstd) as T;
+  });
+}
+
+const SQRT1_2 = Math.SQRT1_2;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/** Exact (erf) GELU, torch.nn.GELU's default. */
+export function gelu<T extends tf.Tensor>(z: T): T {
+  return tf.tidy(() => tf.mul(tf.mul(z, 0.5), tf.add(tf.erf(tf.mul(z, SQRT1_2)), 1)) as T);
+}
+
+/** d GELU(z) / dz = Φ(z) + z·φ(z). */
+export function geluGrad<T extends tf.Tensor>(z: T): T {
+  return tf.tidy(() => {
+    const cdf = tf.mul(tf.add(tf.erf(tf.mul(z, SQRT1_2)), 1), 0.5);
+    const pdf = tf.mul(tf.exp(tf.mul(tf.square(z), -0.5)), INV_SQRT_2PI);
+    return tf.add(cdf, tf.mul(z, pdf)) as T;
+  });
+}
+
+/** Sum over every axis but the first: per-sample totals, kept broadcastable against x. */
+export function sumPerSample(x: tf.Tensor): tf.Tensor {
+  const axes = [...Array(x.rank).keys()].slice(1);
+  return tf.sum(x, axes, true);
+}

@@ -1,0 +1,19 @@
+import { clsRowPatches, headMeanPositive } from './aggregate.js';
+import type { ExplanationMethod } from './types.js';
+
+/**
+ * Partial LRP (Voita et al.): LRP relevance of the last block's attention under the plain LRP rules,
+ * positive part averaged over heads, CLS row (ALGORITHMS.md §3.3(f)).
+ */
+export const partialLrp: ExplanationMethod = {
+  name: 'partial_lrp',
+  aliases: ['lrp_last_layer', 'last_layer'],
+  paperName: 'partial LRP',
+  summary: "LRP (plain rules) relevance of the last block's attention, head mean of its positive part",
+  classFrom: 'lrp',
+  resolution: 'patches',
+  needs: (model) => [{ kind: 'relevance', rules: 'lrp', stop: model.depth - 1 }],
+  compute(ctx) {
+    return clsRowPatches(headMeanPositive(ctx.attnCam('lrp', ctx.model.depth - 1)));
+  },
+};

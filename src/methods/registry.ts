@@ -1,0 +1,48 @@
+import { gradcam } from './gradcam.js';
+import { lrp } from './lrp.js';
+import { partialLrp } from './partial-lrp.js';
+import { rawAttention } from './raw-attention.js';
+import { rollout } from './rollout.js';
+import { transformerAttribution } from './transformer-attribution.js';
+import type { ExplanationMethod } from './types.js';
+
+/**
+ * The one method registry every command uses. A new method is one new file plus one line here.
+ * Note: the reference scripts' `--method lrp` is in fact transformer attribution; here `lrp` is the
+ * paper's "LRP" row (full LRP), and the scripts' names are accepted as aliases (full_lrp, lrp_last_layer,
+ * attn_last_layer, attn_gradcam).
+ */
+export const METHODS: readonly ExplanationMethod[] = [
+  rollout,
+  rawAttention,
+  gradcam,
+  lrp,
+  partialLrp,
+  transformerAttribution,
+];
+
+export const METHOD_NAMES: readonly string[] = METHODS.map((m) => m.name);
+
+export function findMethod(name: string): ExplanationMethod {
+  const m = METHODS.find((x) => x.name === name || x.aliases.includes(name));
+  if (!m) {
+    const aliases = METHODS.flatMap((x) => x.aliases.map((a) => `${a} (= ${x.name})`));
+    throw new Error(
+      `unknown method '${name}': expected one of ${METHOD_NAMES.join(', ')}, 'all', or an alias: ${aliases.join(', ')}`,
+    );
+  }
+  return m;
+}
+
+/** Resolve user-given method names ('all' expands to the whole registry); duplicates are dropped. */
+export function resolveMethods(names: readonly string[]): ExplanationMethod[] {
+  const out: ExplanationMethod[] = [];
+  for (const n of names
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    for (const m of n === 'all' ? METHODS : [findMethod(n)]) if (!out.includes(m)) out.push(m);
+  }
+  if (out.length === 0) throw new Error(`no method given: expected one of ${METHOD_NAMES.join(', ')} or 'all'`);
+  return out;
+}

@@ -1,0 +1,38 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { VisionTransformer } from '../models/vit.js';
+import type { RuleSetName } from '../rules/types.js';
+import type { PassContext } from './pass.js';
+
+/**
+ * Which classifier tail chooses the "top" class and seeds the gradients. The reference runs each method
+ * on one of three model files whose only difference in the forward pass is the final LayerNorm's eps
+ * (quirk Q1): 'lrp' = ViT_LRP / ViT_orig_LRP (eps 1e-5), 'classifier' = ViT_new / timm (eps 1e-6).
+ */
+export type HeadKind = 'lrp' | 'classifier';
+
+/** What a method needs from the shared pass; the pass computes each thing once, as deep as the deepest need. */
+export type Need =
+  | { kind: 'gradients'; head: HeadKind; downTo: number }
+  | { kind: 'relevance'; rules: RuleSetName; stop: number | 'pixels' };
+
+export interface MethodOptions {
+  /** First block that enters the rollout-style aggregations (the benchmark scripts use 1). */
+  startLayer: number;
+}
+
+export interface ExplanationMethod {
+  /** Registry name (the one users type). */
+  readonly name: string;
+  /** Other accepted names, e.g. the reference scripts' `--method` values. */
+  readonly aliases: readonly string[];
+  /** The row name in the paper's tables. */
+  readonly paperName: string;
+  readonly summary: string;
+  /** Whose logits pick the "top" class; null when the map does not depend on the class. */
+  readonly classFrom: HeadKind | null;
+  /** 'patches': raw maps are [B, gh·gw] on the patch grid; 'pixels': [B, H, W] at input resolution. */
+  readonly resolution: 'patches' | 'pixels';
+  needs(model: VisionTransformer, opts: MethodOptions): Need[];
+  /** The raw map, before upsampling and min–max normalisation, one row per sample. */
+  compute(ctx: PassContext, opts: MethodOptions): tf.Tensor;
+}

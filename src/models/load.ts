@@ -1,0 +1,30 @@
+import { readWeights } from '../formats/weights.js';
+import { VisionTransformer } from './vit.js';
+import { readVitConfig, type VitConfig, vitPreset } from './vit-config.js';
+import { vitWeightsFromStateDict } from './vit-weights.js';
+
+export interface ModelSpec {
+  /** Path of a config JSON with timm names, or undefined to use `preset`. */
+  configFile?: string;
+  preset?: string;
+  weightsFile: string;
+  /** Override the input normalisation: 'half' = mean/std 0.5 (the reference notebooks), 'imagenet'. */
+  norm?: 'half' | 'imagenet' | 'config';
+}
+
+export function resolveVitConfig(spec: Omit<ModelSpec, 'weightsFile'>): VitConfig {
+  let cfg: VitConfig;
+  if (spec.configFile) cfg = readVitConfig(spec.configFile);
+  else if (spec.preset) cfg = vitPreset(spec.preset);
+  else throw new Error('no model given: pass --model-config FILE or --model PRESET');
+  if (spec.norm === 'half') cfg = { ...cfg, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+  if (spec.norm === 'imagenet') cfg = { ...cfg, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+  return cfg;
+}
+
+/** Read a config and a checkpoint (any supported format) into a ready model. Call after initBackend(). */
+export function loadVit(spec: ModelSpec): VisionTransformer {
+  const cfg = resolveVitConfig(spec);
+  const sd = readWeights(spec.weightsFile);
+  return new VisionTransformer(cfg, vitWeightsFromStateDict(sd, cfg, spec.weightsFile));
+}

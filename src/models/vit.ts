@@ -1,0 +1,273 @@
+import * as tf from '@tensorflow/tfjs';
+import { bmm, gelu, geluGrad, layerNorm, layerNormBackward, tT } from '../engine/ops.js';
+import { cloneRule, poolRule, productRule, productTransposedRule, zBoxRule } from '../rules/common.js';
+import type { RuleSet } from '../rules/types.js';
+import { type Geometry, geometry, type VitConfig } from './vit-config.js';
+import { lnParams, type VitWeights } from './vit-weights.js';
+
+/**
+ * ViT / DeiT (timm layout, pre-norm blocks; ALGORITHMS.md §1.2), written once for every method:
+ *  - `forward` records what the backward pass and the relevance rules need (a trace);
+ *  - `head` applies the final LayerNorm and the classifier with a given eps, because the reference's
+ *    LRP model files use 1e-5 there while the plain classifier uses 1e-6 (quirk Q1): the blocks are
+ *    shared, only this cheap tail is computed twice;
+ *  - `attentionGradients` is a hand-written backward pass that stops at the shallowest block a method
+ *    needs and uses only plain 2-D products (fast on wasm);
+ *  - `relprop` walks the layers from the head down and asks a RuleSet how relevance crosses each one.
+ * Tokens are kept as 2-D [B·N, D] matrices so every Linear is one plain matmul; attention tensors are
+ * [B·H, N, ·] with sample-major, head-minor order.
+ */
+export interface BlockTrace {
+  x: tf.Tensor2D; // block input [BN, D]
+  n1: tf.Tensor2D;
+  q: tf.Tensor3D; // [BH, N, d]
+  k: tf.Tensor3D;
+  kT: tf.Tensor3D; // [BH, d, N]
+  v: tf.Tensor3D;
+  A: tf.Tensor3D; // softmax attention [BH, N, N]
+  o: tf.Tensor2D; // merged head outputs [BN, D]
+  a: tf.Tensor2D; // attention branch output
+  h1: tf.Tensor2D;
+  n2: tf.Tensor2D;
+  z1: tf.Tensor2D; // fc1 pre-activation [BN, hidden]
+  g: tf.Tensor2D; // GELU output
+  m: tf.Tensor2D; // MLP branch output
+}
+
+export interface VitTrace {
+  batch: number;
+  /** Normalised input [B, C, H, W]. */
+  input: tf.Tensor4D;
+  /** im2col patches [B·P, C·p·p], row = patch in row-major grid order, columns in (channel, row, col). */
+  patches: tf.Tensor2D;
+  /** Token embeddings after the CLS concat, before the position add [B, N, D]. */
+  tokens: tf.Tensor3D;
+  blocks: BlockTrace[];
+  /** Output of the last block [BN, D]. */
+  out: tf.Tensor2D;
+}
+
+export interface HeadOutput {
+  /** Final-norm output of the CLS token [B, D] (the classifier's input). */
+  pooled: tf.Tensor2D;
+  logits: tf.Tensor2D;
+}
+
+export interface RelpropResult {
+  /** Relevance of the attention probabilities per block (after the reference's halving), [BH, N, N]. */
+  attnCam: (tf.Tensor3D | undefined)[];
+  /** Pixel relevance summed over channels [B, H, W], when propagated to the input. */
+  pixels?: tf.Tensor3D;
+}
+
+export class VisionTransformer {
+  readonly geo: Geometry;
+
+  constructor(
+    readonly config: VitConfig,
+    readonly weights: VitWeights,
+  ) {
+    this.geo = geometry(config);
+  }
+
+  get depth(): number {
+    return this.config.depth;
+  }
+
+  /** input: normalised [B, C, H, W]. Must be called inside tf.tidy (or its trace disposed by the caller). */
+  forward(input: tf.Tensor4D): VitTrace {
+    const c = this.config;
+    const { grid, numTokens: N, headDim: d } = this.geo;
+    const [B, C, H, W] = input.shape;
+    if (C !== c.in_chans || H !== c.img_size || W !== c.img_size) {
+      throw new Error(
+        `input shape [${input.shape}] does not match the model (expected [B, ${c.in_chans}, ${c.img_size}, ${c.img_size}])`,
+      );
+    }
+    const P = c.patch_size;
+    const D = c.embed_dim;
+    const Hh = c.num_heads;
+    const w = this.weights;
+    const patches = tf
+      .reshape(tf.transpose(tf.reshape(input, [B, C, grid[0], P, grid[1], P]), [0, 2, 4, 1, 3, 5]), [
+        B * this.geo.numPatches,
+        C * P * P,
+      ])
+      .as2D(B * this.geo.numPatches, C * P * P);
+    const emb = tf.reshape(w.patchEmbed.forward(patches), [B, this.geo.numPatches, D]);
+    const cls = tf.tile(tf.reshape(w.clsToken, [1, 1, D]), [B, 1, 1]);
+    const tokens = tf.concat([cls, emb], 1) as tf.Tensor3D;
+    let x = tf.reshape(tf.add(tokens, w.posEmbed), [B * N, D]) as tf.Tensor2D;
+    const blocks: BlockTrace[] = [];
+    for (const bw of w.blocks) {
+      const n1 = layerNorm(x, lnParams(bw.norm1, c.norm_eps));
+      const qkv = bw.qkv.forward(n1);
+      const [q, k, v] = tf.unstack(
+        tf.reshape(tf.transpose(tf.reshape(qkv, [B, N, 3, Hh, d]), [2, 0, 3, 1, 4]), [3, B * Hh, N, d]),
+      ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+      const kT = tT(k);
+      const A = tf.softmax(tf.mul(bmm(q, kT), this.geo.scale)) as tf.Tensor3D;
+      const o = mergeHeads(bmm(A, v), B, Hh, N, d);
+      const a = bw.proj.forward(o);
+      const h1 = tf.add(x, a) as tf.Tensor2D;
+      const n2 = layerNorm(h1, lnParams(bw.norm2, c.norm_eps));
+      const z1 = bw.fc1.forward(n2);
+      const g = gelu(z1);
+      const m = bw.fc2.forward(g);
+      const out = tf.add(h1, m) as tf.Tensor2D;
+      blocks.push({ x, n1, q, k, kT, v, A, o, a, h1, n2, z1, g, m });
+      x = out;
+    }
+    return { batch: B, input, patches, tokens, blocks, out: x };
+  }
+
+  /** Final LayerNorm (with the given eps) on the CLS token, then the classifier. */
+  head(trace: VitTrace, eps: number): HeadOutput {
+    const pooled = layerNorm(this.clsRows(trace.out, trace.batch), lnParams(this.weights.norm, eps));
+    return { pooled, logits: this.weights.head.forward(pooled) };
+  }
+
+  /**
+   * ∂⟨logits, seed⟩/∂A_l for blocks l = depth−1 … downTo (entries of shallower blocks are undefined),
+   * where the logits come from `head(trace, eps)`. seed: [B, C], usually one-hot rows.
+   */
+  attentionGradients(trace: VitTrace, eps: number, seed: tf.Tensor2D, downTo: number): (tf.Tensor3D | undefined)[] {
+    const c = this.config;
+    const { numTokens: N, headDim: d } = this.geo;
+    const B = trace.batch;
+    const Hh = c.num_heads;
+    const w = this.weights;
+    const grads: (tf.Tensor3D | undefined)[] = new Array(c.depth).fill(undefined);
+    const clsIn = this.clsRows(trace.out, B);
+    const gCls = layerNormBackward(clsIn, w.head.backward(seed), lnParams(w.norm, eps));
+    let gx = this.scatterCls(gCls, B);
+    for (let l = c.depth - 1; l >= downTo; l--) {
+      const t = trace.blocks[l]!;
+      const bw = w.blocks[l]!;
+      // MLP branch: out = h1 + fc2(gelu(fc1(LN2(h1)))).
+      const gz1 = tf.mul(bw.fc2.backward(gx), geluGrad(t.z1)) as tf.Tensor2D;
+      const gh1 = tf.add(
+        gx,
+        layerNormBackward(t.h1, bw.fc1.backward(gz1), lnParams(bw.norm2, c.norm_eps)),
+      ) as tf.Tensor2D;
+      // Attention branch: h1 = x + proj(merge(A·v)).
+      const go = splitHeads(bw.proj.backward(gh1), B, Hh, N, d);
+      const gA = bmm(go, tT(t.v));
+      grads[l] = gA;
+      if (l === downTo) break;
+      const gv = bmm(tT(t.A), go);
+      const gDots = tf.mul(tf.mul(t.A, tf.sub(gA, tf.sum(tf.mul(gA, t.A), -1, true))), this.geo.scale) as tf.Tensor3D;
+      const gq = bmm(gDots, t.k);
+      const gk = bmm(tT(gDots), t.q);
+      const gqkv = mergeQkv(gq, gk, gv, B, Hh, N, d);
+      gx = tf.add(gh1, layerNormBackward(t.x, bw.qkv.backward(gqkv), lnParams(bw.norm1, c.norm_eps))) as tf.Tensor2D;
+    }
+    return grads;
+  }
+
+  /**
+   * Relevance propagation (ALGORITHMS.md §3.2) from `seed` [B, C] at the logits of `head`, down to the
+   * attention of block `stop` (inclusive; the rest of that block is not visited) or, with stop = 'pixels',
+   * through every block, the position add and the zᴮ patch embedding to the input pixels.
+   */
+  relprop(
+    trace: VitTrace,
+    head: HeadOutput,
+    seed: tf.Tensor2D,
+    rules: RuleSet,
+    stop: number | 'pixels',
+  ): RelpropResult {
+    const c = this.config;
+    const { numTokens: N, headDim: d } = this.geo;
+    const B = trace.batch;
+    const D = c.embed_dim;
+    const Hh = c.num_heads;
+    const w = this.weights;
+    const attnCam: (tf.Tensor3D | undefined)[] = new Array(c.depth).fill(undefined);
+    const rPooled = rules.linear(w.head, head.pooled, seed);
+    let R = this.scatterCls(poolRule(head.pooled, rPooled), B); // the final norm is an identity
+    const perSample = (t: tf.Tensor) => tf.reshape(t, [B, -1]);
+    const stopBlock = stop === 'pixels' ? 0 : stop;
+    for (let l = c.depth - 1; l >= stopBlock; l--) {
+      const t = trace.blocks[l]!;
+      const bw = w.blocks[l]!;
+      const [rRes2, rM] = rules.add(perSample(t.h1), perSample(t.m), perSample(R));
+      const rG = rules.linear(bw.fc2, t.g, tf.reshape(rM, t.m.shape));
+      const rN2 = rules.linear(bw.fc1, t.n2, rG); // GELU and LayerNorm are identities
+      const rH1 = cloneRule(t.h1, [tf.reshape(rRes2, t.h1.shape), rN2]);
+      const [rRes1, rAttn] = rules.add(perSample(t.x), perSample(t.a), perSample(rH1));
+      const rO = splitHeads(rules.linear(bw.proj, t.o, tf.reshape(rAttn, t.a.shape)), B, Hh, N, d);
+      const [rA, rV] = productRule(t.A, t.v, rO).map((r) => tf.mul(r, 0.5) as tf.Tensor3D) as [
+        tf.Tensor3D,
+        tf.Tensor3D,
+      ];
+      attnCam[l] = rA;
+      if (l === stop) return { attnCam };
+      // Softmax and the score scale are identities for relevance (quirk Q7).
+      const [rQ, rK] = productTransposedRule(t.q, t.k, t.kT, rA).map((r) => tf.mul(r, 0.5) as tf.Tensor3D) as [
+        tf.Tensor3D,
+        tf.Tensor3D,
+      ];
+      const rN1 = rules.linear(bw.qkv, t.n1, mergeQkv(rQ, rK, rV, B, Hh, N, d));
+      R = cloneRule(t.x, [tf.reshape(rRes1, t.x.shape), rN1]) as tf.Tensor2D;
+    }
+    // Position add, then the patch embedding; the CLS token's and pos_embed's shares are dropped (Q30).
+    const [rTok] = rules.add(trace.tokens, tf.reshape(w.posEmbed, [1, N, D]), tf.reshape(R, [B, N, D]));
+    const P = this.geo.numPatches;
+    const rPatches = tf.reshape(tf.slice(rTok, [0, 1, 0], [B, P, D]), [B * P, D]) as tf.Tensor2D;
+    const flat = tf.reshape(trace.input, [B, -1]);
+    const rowsPerSample = (v: tf.Tensor) =>
+      tf.reshape(tf.tile(tf.reshape(v, [B, 1]), [1, P]), [B * P, 1]) as tf.Tensor2D;
+    const rIn = zBoxRule(
+      w.patchEmbed,
+      trace.patches,
+      rPatches,
+      rowsPerSample(tf.min(flat, 1)),
+      rowsPerSample(tf.max(flat, 1)),
+    );
+    const { grid } = this.geo;
+    const p = c.patch_size;
+    const image = tf.reshape(
+      tf.transpose(tf.reshape(rIn, [B, grid[0], grid[1], c.in_chans, p, p]), [0, 3, 1, 4, 2, 5]),
+      [B, c.in_chans, c.img_size, c.img_size],
+    );
+    return { attnCam, pixels: tf.sum(image, 1) as tf.Tensor3D };
+  }
+
+  /** Rows of token 0 of each sample: [BN, D] → [B, D]. */
+  private clsRows(x: tf.Tensor2D, B: number): tf.Tensor2D {
+    const { numTokens: N } = this.geo;
+    return tf.reshape(tf.slice(tf.reshape(x, [B, N, -1]), [0, 0, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D;
+  }
+
+  /** [B, D] at token 0 → [BN, D] with zeros at every other token. */
+  private scatterCls(v: tf.Tensor2D, B: number): tf.Tensor2D {
+    const { numTokens: N } = this.geo;
+    const D = v.shape[1];
+    return tf.reshape(tf.concat([tf.reshape(v, [B, 1, D]), tf.zeros([B, N - 1, D])], 1), [B * N, D]) as tf.Tensor2D;
+  }
+}
+
+/** [BH, N, d] → [BN, H·d] (the reference's `b h n d -> b n (h d)`). */
+function mergeHeads(x: tf.Tensor3D, B: number, H: number, N: number, d: number): tf.Tensor2D {
+  return tf.reshape(tf.transpose(tf.reshape(x, [B, H, N, d]), [0, 2, 1, 3]), [B * N, H * d]) as tf.Tensor2D;
+}
+
+/** [BN, H·d] → [BH, N, d]. */
+function splitHeads(x: tf.Tensor2D, B: number, H: number, N: number, d: number): tf.Tensor3D {
+  return tf.reshape(tf.transpose(tf.reshape(x, [B, N, H, d]), [0, 2, 1, 3]), [B * H, N, d]) as tf.Tensor3D;
+}
+
+/** Inverse of the qkv split: three [BH, N, d] → [BN, 3·H·d] with feature order (qkv, head, dim). */
+function mergeQkv(
+  q: tf.Tensor3D,
+  k: tf.Tensor3D,
+  v: tf.Tensor3D,
+  B: number,
+  H: number,
+  N: number,
+  d: number,
+): tf.Tensor2D {
+  const s = tf.reshape(tf.stack([q, k, v]), [3, B, H, N, d]);
+  return tf.reshape(tf.transpose(s, [1, 3, 0, 2, 4]), [B * N, 3 * H * d]) as tf.Tensor2D;
+}

@@ -1,0 +1,73 @@
+import * as tf from '@tensorflow/tfjs';
+import { bmm, mm, safeDivide, tT } from '../engine/ops.js';
+import type { Linear } from '../models/linear.js';
+
+/**
+ * Relevance rules that are identical in both rule sets (ALGORITHMS.md §2.1, §2.6, §2.8–2.10).
+ * LayerNorm, GELU, softmax and dropout pass relevance through unchanged, so they have no function here.
+ */
+
+/** Clone (one tensor used by several branches): R_in = X ⊙ Σ_k safe_divide(R_k, X). */
+export function cloneRule(x: tf.Tensor, Rs: tf.Tensor[]): tf.Tensor {
+  return tf.tidy(() => {
+    let acc = safeDivide(Rs[0]!, x);
+    for (const R of Rs.slice(1)) acc = tf.add(acc, safeDivide(R, x));
+    return tf.mul(x, acc);
+  });
+}
+
+/** Z-rule for a batched product Z = A·B: R_A = A ⊙ (S·Bᵀ), R_B = B ⊙ (Aᵀ·S), S = safe_divide(R, Z). */
+export function productRule(A: tf.Tensor3D, B: tf.Tensor3D, R: tf.Tensor3D): [tf.Tensor3D, tf.Tensor3D] {
+  return tf.tidy(() => {
+    const S = safeDivide(R, bmm(A, B)) as tf.Tensor3D;
+    return [tf.mul(A, bmm(S, tT(B))), tf.mul(B, bmm(tT(A), S))];
+  });
+}
+
+/**
+ * Z-rule for Z = A·Bᵀ (the attention scores q·kᵀ): R_A = A ⊙ (S·B), R_B = B ⊙ (Sᵀ·A).
+ * `Bt` is Bᵀ, already materialised by the forward pass.
+ */
+export function productTransposedRule(
+  A: tf.Tensor3D,
+  B: tf.Tensor3D,
+  Bt: tf.Tensor3D,
+  R: tf.Tensor3D,
+): [tf.Tensor3D, tf.Tensor3D] {
+  return tf.tidy(() => {
+    const S = safeDivide(R, bmm(A, Bt)) as tf.Tensor3D;
+    return [tf.mul(A, bmm(S, B)), tf.mul(B, bmm(tT(S), A))];
+  });
+}
+
+/** CLS pooling (index_select of token 0): the kept token gets X ⊙ safe_divide(R, X); x0, R: [B, D]. */
+export function poolRule(x0: tf.Tensor2D, R: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.mul(x0, safeDivide(R, x0)) as tf.Tensor2D);
+}
+
+/**
+ * The zᴮ ("box") rule of the input conv, on im2col patches (the ViT patch embedding is a conv with
+ * kernel = stride, so each patch is one row). The bounds are the per-sample min/max of the actual input,
+ * and the denominator gets a plain +1e-9 (no safe_divide), as in the reference.
+ *   patches [M, in], R [M, out], lo/hi [M, 1] (each row's sample bounds) → relevance [M, in].
+ */
+export function zBoxRule(
+  layer: Linear,
+  patches: tf.Tensor2D,
+  R: tf.Tensor2D,
+  lo: tf.Tensor2D,
+  hi: tf.Tensor2D,
+): tf.Tensor2D {
+  return tf.tidy(() => {
+    const { pos, neg } = layer.signed();
+    // conv(Lo, W⁺) for a constant image Lo is lo · Σ_in W⁺ per output channel.
+    const sumPos = tf.sum(pos, 1).reshape([1, -1]);
+    const sumNeg = tf.sum(neg, 1).reshape([1, -1]);
+    const Z = tf.add(tf.sub(tf.sub(mm(patches, layer.Wt), tf.mul(lo, sumPos)), tf.mul(hi, sumNeg)), 1e-9);
+    const S = tf.div(R, Z) as tf.Tensor2D;
+    return tf.sub(
+      tf.sub(tf.mul(patches, mm(S, layer.W)), tf.mul(lo, mm(S, pos))),
+      tf.mul(hi, mm(S, neg)),
+    ) as tf.Tensor2D;
+  });
+}
