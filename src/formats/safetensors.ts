@@ -1,23 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { bfloat16ToFloat, FileFormatError, type HostData, halfToFloat, numel, type StateDict } from './host-tensor.js';
+import { contiguousStrides, decodeStrided, ELEMENT_SIZE, type ElementType } from './element-decode.js';
+import { FileFormatError, type HostData, numel, type StateDict } from './host-tensor.js';
 
 /**
  * safetensors: u64 little-endian header length, a JSON header {name: {dtype, shape, data_offsets}},
  * then the raw little-endian tensor bytes (offsets relative to the end of the header).
  * Floating dtypes are widened to float32 (F64 kept as float64 when `keepF64`), integers to Int32/BigInt64.
  */
-const ITEM_SIZE: Record<string, number> = {
-  F64: 8,
-  F32: 4,
-  F16: 2,
-  BF16: 2,
-  I64: 8,
-  I32: 4,
-  I16: 2,
-  I8: 1,
-  U8: 1,
-  BOOL: 1,
-};
 
 export interface SafetensorsFile {
   tensors: StateDict;
@@ -66,7 +55,7 @@ export function parseSafetensors(buf: Uint8Array, file: string, opts: { keepF64?
     }
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const dtype = String(e.dtype);
-    const item = ITEM_SIZE[dtype];
+    const item = ELEMENT_TYPE[dtype] && ELEMENT_SIZE[ELEMENT_TYPE[dtype]];
     if (item === undefined) throw new FileFormatError(file, `tensor '${name}': unsupported dtype ${dtype}`);
     if (!Array.isArray(e.shape) || !e.shape.every((s) => Number.isInteger(s) && s >= 0)) {
       throw new FileFormatError(file, `tensor '${name}': invalid shape ${JSON.stringify(e.shape)}`);
@@ -90,59 +79,43 @@ export function parseSafetensors(buf: Uint8Array, file: string, opts: { keepF64?
         `tensor '${name}': data_offsets end ${end} is past the end of the data (${dataLen} bytes); the file is truncated`,
       );
     }
-    tensors.set(name, { shape, data: decode(dtype, buf, dataStart + begin, n, opts.keepF64 ?? false) });
+    tensors.set(name, { shape, data: decode(dtype, buf, dataStart + begin, shape, opts.keepF64 ?? false, file, name) });
   }
   return { tensors, metadata };
 }
 
-function decode(dtype: string, buf: Uint8Array, start: number, n: number, keepF64: boolean): HostData {
-  const dv = new DataView(buf.buffer, buf.byteOffset + start, n * (ITEM_SIZE[dtype] ?? 1));
-  switch (dtype) {
-    case 'F32': {
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true);
-      return out;
-    }
-    case 'F64': {
-      const out = keepF64 ? new Float64Array(n) : new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true);
-      return out;
-    }
-    case 'F16': {
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = halfToFloat(dv.getUint16(2 * i, true));
-      return out;
-    }
-    case 'BF16': {
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = bfloat16ToFloat(dv.getUint16(2 * i, true));
-      return out;
-    }
-    case 'I64': {
-      const out = new BigInt64Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getBigInt64(8 * i, true);
-      return out;
-    }
-    case 'I32': {
-      const out = new Int32Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getInt32(4 * i, true);
-      return out;
-    }
-    case 'I16': {
-      const out = new Int32Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getInt16(2 * i, true);
-      return out;
-    }
-    case 'I8': {
-      const out = new Int32Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getInt8(i);
-      return out;
-    }
-    default: {
-      // U8, BOOL
-      return new Uint8Array(buf.subarray(start, start + n));
-    }
+const ELEMENT_TYPE: Record<string, ElementType> = {
+  F64: 'f64',
+  F32: 'f32',
+  F16: 'f16',
+  BF16: 'bf16',
+  I64: 'i64',
+  I32: 'i32',
+  I16: 'i16',
+  I8: 'i8',
+  U8: 'u8',
+  BOOL: 'bool',
+};
+
+function decode(
+  dtype: string,
+  buf: Uint8Array,
+  start: number,
+  shape: number[],
+  keepF64: boolean,
+  file: string,
+  name: string,
+): HostData {
+  const type = ELEMENT_TYPE[dtype]!;
+  if (type === 'f64' && keepF64) {
+    const n = numel(shape);
+    const dv = new DataView(buf.buffer, buf.byteOffset + start, n * 8);
+    const out = new Float64Array(n);
+    for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true);
+    return out;
   }
+  const bytes = buf.subarray(start, start + numel(shape) * ELEMENT_SIZE[type]);
+  return decodeStrided(bytes, type, true, 0, shape, contiguousStrides(shape), file, `tensor '${name}'`);
 }
 
 /** Write float32 tensors as safetensors (used by scripts that produce shipped weights). */

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { VisionTransformer } from '../models/vit.js';
 import { minMaxPerSample } from './aggregate.js';
 import { type ClassRequest, PassContext } from './pass.js';
-import type { ExplanationMethod, MethodOptions } from './types.js';
+import type { ExplanationMethod, HeadKind, MethodOptions } from './types.js';
 
 export interface ExplainOptions {
   /** 'top' (default): each method's own model's argmax; or a class index (one, or one per sample). */
@@ -60,9 +60,13 @@ export function explain(
   const c = model.config;
   const B = input.shape[0];
   const warnings: string[] = [];
-  const out = tf.tidy(() => {
+  // Everything runs in one tidy scope; only the outputs are kept.
+  const results: { m: ExplanationMethod; raw: tf.Tensor; map: tf.Tensor; constant: boolean[] }[] = [];
+  let classes: Record<HeadKind, number[]> | undefined;
+  const [logitsT, lrpLogitsT] = tf.tidy(() => {
     const ctx = new PassContext(model, input, opts.classes ?? 'top', methods, options);
-    const results = methods.map((m) => {
+    classes = ctx.classes;
+    for (const m of methods) {
       const raw = m.compute(ctx, options);
       const upsampled =
         m.resolution === 'patches'
@@ -74,15 +78,16 @@ export function explain(
             )
           : raw;
       const { normalized, constant } = minMaxPerSample(upsampled);
-      return { m, raw: tf.reshape(raw, [B, -1]), map: tf.reshape(normalized, [B, -1]), constant };
-    });
-    return {
-      logits: ctx.heads.classifier.logits,
-      lrpLogits: ctx.heads.lrp.logits,
-      classes: ctx.classes,
-      results,
-    };
+      results.push({
+        m,
+        raw: tf.keep(tf.reshape(raw, [B, -1])),
+        map: tf.keep(tf.reshape(normalized, [B, -1])),
+        constant,
+      });
+    }
+    return [ctx.heads.classifier.logits, ctx.heads.lrp.logits];
   });
+  const out = { logits: logitsT!, lrpLogits: lrpLogitsT!, classes: classes!, results };
   const rows = (t: tf.Tensor): Float32Array[] => {
     const data = t.dataSync() as Float32Array;
     const n = t.shape[1]!;

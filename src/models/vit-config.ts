@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { FileFormatError } from '../formats/host-tensor.js';
 
 /**
@@ -52,53 +53,15 @@ export function geometry(c: VitConfig): Geometry {
   };
 }
 
-const IMAGENET_MEAN = [0.485, 0.456, 0.406];
-const IMAGENET_STD = [0.229, 0.224, 0.225];
 const HALF = [0.5, 0.5, 0.5];
 
-const BASE = {
-  img_size: 224,
-  patch_size: 16,
-  in_chans: 3,
-  mlp_ratio: 4,
-  qkv_bias: true,
-  num_classes: 1000,
-  norm_eps: 1e-6,
-  final_norm_eps: 1e-6,
-  lrp_final_norm_eps: 1e-5,
-};
+/** The presets live as JSON in configs/models/ (one file each), so users can copy and edit them. */
+export const PRESET_DIR = resolve(import.meta.dirname, '../../configs/models');
 
-export const VIT_PRESETS: Record<string, VitConfig> = {
-  vit_base_patch16_224: {
-    ...BASE,
-    name: 'vit_base_patch16_224',
-    embed_dim: 768,
-    depth: 12,
-    num_heads: 12,
-    mean: HALF,
-    std: HALF,
-  },
-  vit_large_patch16_224: {
-    ...BASE,
-    name: 'vit_large_patch16_224',
-    embed_dim: 1024,
-    depth: 24,
-    num_heads: 16,
-    mean: HALF,
-    std: HALF,
-  },
-  // DeiT was trained with ImageNet statistics; the reference notebook used 0.5/0.5 (quirk Q23), which
-  // `--norm half` reproduces.
-  deit_base_patch16_224: {
-    ...BASE,
-    name: 'deit_base_patch16_224',
-    embed_dim: 768,
-    depth: 12,
-    num_heads: 12,
-    mean: IMAGENET_MEAN,
-    std: IMAGENET_STD,
-  },
-};
+export const VIT_PRESET_NAMES: readonly string[] = readdirSync(PRESET_DIR)
+  .filter((f) => f.endsWith('.json'))
+  .map((f) => f.slice(0, -5))
+  .sort();
 
 const REQUIRED = [
   'img_size',
@@ -124,9 +87,12 @@ export function parseVitConfig(raw: unknown, source: string): VitConfig {
   const m = (typeof top.model === 'object' && top.model !== null ? top.model : top) as Record<string, unknown>;
   const norm = (top.normalisation ?? top.normalization ?? {}) as Record<string, unknown>;
   const eps = (top.layernorm_eps ?? {}) as Record<string, Record<string, number> | undefined>;
-  const base = typeof m.preset === 'string' ? VIT_PRESETS[m.preset] : undefined;
-  if (typeof m.preset === 'string' && !base) {
-    throw new FileFormatError(source, `unknown preset '${m.preset}' (known: ${Object.keys(VIT_PRESETS).join(', ')})`);
+  let base: VitConfig | undefined;
+  if (typeof m.preset === 'string') {
+    if (!VIT_PRESET_NAMES.includes(m.preset)) {
+      throw new FileFormatError(source, `unknown preset '${m.preset}' (known: ${VIT_PRESET_NAMES.join(', ')})`);
+    }
+    base = vitPreset(m.preset);
   }
   const num = (k: string, fallback?: number): number => {
     const v = m[k] ?? (base as unknown as Record<string, unknown> | undefined)?.[k] ?? fallback;
@@ -217,7 +183,7 @@ export function readVitConfig(file: string): VitConfig {
 }
 
 export function vitPreset(name: string): VitConfig {
-  const p = VIT_PRESETS[name];
-  if (!p) throw new Error(`unknown model preset '${name}' (known: ${Object.keys(VIT_PRESETS).join(', ')})`);
-  return { ...p };
+  if (!VIT_PRESET_NAMES.includes(name))
+    throw new Error(`unknown model preset '${name}' (known: ${VIT_PRESET_NAMES.join(', ')})`);
+  return readVitConfig(resolve(PRESET_DIR, `${name}.json`));
 }

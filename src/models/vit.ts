@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { bmm, gelu, geluGrad, layerNorm, layerNormBackward, tT } from '../engine/ops.js';
 import { cloneRule, poolRule, productRule, productTransposedRule, zBoxRule } from '../rules/common.js';
 import type { RuleSet } from '../rules/types.js';
+import { setSignedCaching } from './linear.js';
 import { type Geometry, geometry, type VitConfig } from './vit-config.js';
 import { lnParams, type VitWeights } from './vit-weights.js';
 
@@ -68,6 +69,11 @@ export class VisionTransformer {
     readonly weights: VitWeights,
   ) {
     this.geo = geometry(config);
+    setSignedCaching([
+      weights.patchEmbed,
+      weights.head,
+      ...weights.blocks.flatMap((b) => [b.qkv, b.proj, b.fc1, b.fc2]),
+    ]);
   }
 
   get depth(): number {
@@ -100,22 +106,26 @@ export class VisionTransformer {
     let x = tf.reshape(tf.add(tokens, w.posEmbed), [B * N, D]) as tf.Tensor2D;
     const blocks: BlockTrace[] = [];
     for (const bw of w.blocks) {
-      const n1 = layerNorm(x, lnParams(bw.norm1, c.norm_eps));
-      const qkv = bw.qkv.forward(n1);
-      const [q, k, v] = tf.unstack(
-        tf.reshape(tf.transpose(tf.reshape(qkv, [B, N, 3, Hh, d]), [2, 0, 3, 1, 4]), [3, B * Hh, N, d]),
-      ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
-      const kT = tT(k);
-      const A = tf.softmax(tf.mul(bmm(q, kT), this.geo.scale)) as tf.Tensor3D;
-      const o = mergeHeads(bmm(A, v), B, Hh, N, d);
-      const a = bw.proj.forward(o);
-      const h1 = tf.add(x, a) as tf.Tensor2D;
-      const n2 = layerNorm(h1, lnParams(bw.norm2, c.norm_eps));
-      const z1 = bw.fc1.forward(n2);
-      const g = gelu(z1);
-      const m = bw.fc2.forward(g);
-      const out = tf.add(h1, m) as tf.Tensor2D;
-      blocks.push({ x, n1, q, k, kT, v, A, o, a, h1, n2, z1, g, m });
+      const inp = x;
+      const block = tf.tidy(() => {
+        const n1 = layerNorm(inp, lnParams(bw.norm1, c.norm_eps));
+        const qkv = bw.qkv.forward(n1);
+        const [q, k, v] = tf.unstack(
+          tf.reshape(tf.transpose(tf.reshape(qkv, [B, N, 3, Hh, d]), [2, 0, 3, 1, 4]), [3, B * Hh, N, d]),
+        ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+        const kT = tT(k);
+        const A = tf.softmax(tf.mul(bmm(q, kT), this.geo.scale)) as tf.Tensor3D;
+        const o = mergeHeads(bmm(A, v), B, Hh, N, d);
+        const a = bw.proj.forward(o);
+        const h1 = tf.add(inp, a) as tf.Tensor2D;
+        const n2 = layerNorm(h1, lnParams(bw.norm2, c.norm_eps));
+        const z1 = bw.fc1.forward(n2);
+        const g = gelu(z1);
+        const m = bw.fc2.forward(g);
+        return { n1, q, k, kT, v, A, o, a, h1, n2, z1, g, m, out: tf.add(h1, m) as tf.Tensor2D };
+      }) as unknown as Omit<BlockTrace, 'x'> & { out: tf.Tensor2D };
+      const { out, ...rest } = block;
+      blocks.push({ x: inp, ...rest });
       x = out;
     }
     return { batch: B, input, patches, tokens, blocks, out: x };
@@ -144,23 +154,30 @@ export class VisionTransformer {
     for (let l = c.depth - 1; l >= downTo; l--) {
       const t = trace.blocks[l]!;
       const bw = w.blocks[l]!;
-      // MLP branch: out = h1 + fc2(gelu(fc1(LN2(h1)))).
-      const gz1 = tf.mul(bw.fc2.backward(gx), geluGrad(t.z1)) as tf.Tensor2D;
-      const gh1 = tf.add(
-        gx,
-        layerNormBackward(t.h1, bw.fc1.backward(gz1), lnParams(bw.norm2, c.norm_eps)),
-      ) as tf.Tensor2D;
-      // Attention branch: h1 = x + proj(merge(A·v)).
-      const go = splitHeads(bw.proj.backward(gh1), B, Hh, N, d);
-      const gA = bmm(go, tT(t.v));
+      const last = l === downTo;
+      // One scope per block, so a deep pass holds only what it carries to the next block.
+      const [gA, gxNext] = tf.tidy(() => {
+        // MLP branch: out = h1 + fc2(gelu(fc1(LN2(h1)))).
+        const gz1 = tf.mul(bw.fc2.backward(gx), geluGrad(t.z1)) as tf.Tensor2D;
+        const gh1 = tf.add(
+          gx,
+          layerNormBackward(t.h1, bw.fc1.backward(gz1), lnParams(bw.norm2, c.norm_eps)),
+        ) as tf.Tensor2D;
+        // Attention branch: h1 = x + proj(merge(A·v)).
+        const go = splitHeads(bw.proj.backward(gh1), B, Hh, N, d);
+        const gA = bmm(go, tT(t.v));
+        if (last) return [gA];
+        const gv = bmm(tT(t.A), go);
+        const gDots = tf.mul(tf.mul(t.A, tf.sub(gA, tf.sum(tf.mul(gA, t.A), -1, true))), this.geo.scale) as tf.Tensor3D;
+        const gq = bmm(gDots, t.k);
+        const gk = bmm(tT(gDots), t.q);
+        const gqkv = mergeQkv(gq, gk, gv, B, Hh, N, d);
+        return [gA, tf.add(gh1, layerNormBackward(t.x, bw.qkv.backward(gqkv), lnParams(bw.norm1, c.norm_eps)))];
+      }) as [tf.Tensor3D, tf.Tensor2D | undefined];
       grads[l] = gA;
-      if (l === downTo) break;
-      const gv = bmm(tT(t.A), go);
-      const gDots = tf.mul(tf.mul(t.A, tf.sub(gA, tf.sum(tf.mul(gA, t.A), -1, true))), this.geo.scale) as tf.Tensor3D;
-      const gq = bmm(gDots, t.k);
-      const gk = bmm(tT(gDots), t.q);
-      const gqkv = mergeQkv(gq, gk, gv, B, Hh, N, d);
-      gx = tf.add(gh1, layerNormBackward(t.x, bw.qkv.backward(gqkv), lnParams(bw.norm1, c.norm_eps))) as tf.Tensor2D;
+      gx.dispose();
+      if (last) break;
+      gx = gxNext!;
     }
     return grads;
   }
@@ -191,25 +208,32 @@ export class VisionTransformer {
     for (let l = c.depth - 1; l >= stopBlock; l--) {
       const t = trace.blocks[l]!;
       const bw = w.blocks[l]!;
-      const [rRes2, rM] = rules.add(perSample(t.h1), perSample(t.m), perSample(R));
-      const rG = rules.linear(bw.fc2, t.g, tf.reshape(rM, t.m.shape));
-      const rN2 = rules.linear(bw.fc1, t.n2, rG); // GELU and LayerNorm are identities
-      const rH1 = cloneRule(t.h1, [tf.reshape(rRes2, t.h1.shape), rN2]);
-      const [rRes1, rAttn] = rules.add(perSample(t.x), perSample(t.a), perSample(rH1));
-      const rO = splitHeads(rules.linear(bw.proj, t.o, tf.reshape(rAttn, t.a.shape)), B, Hh, N, d);
-      const [rA, rV] = productRule(t.A, t.v, rO).map((r) => tf.mul(r, 0.5) as tf.Tensor3D) as [
-        tf.Tensor3D,
-        tf.Tensor3D,
-      ];
+      const last = l === stop;
+      // One scope per block, so a deep pass holds only what it carries to the next block.
+      const [rA, rNext] = tf.tidy(() => {
+        const [rRes2, rM] = rules.add(perSample(t.h1), perSample(t.m), perSample(R));
+        const rG = rules.linear(bw.fc2, t.g, tf.reshape(rM, t.m.shape));
+        const rN2 = rules.linear(bw.fc1, t.n2, rG); // GELU and LayerNorm are identities
+        const rH1 = cloneRule(t.h1, [tf.reshape(rRes2, t.h1.shape), rN2]);
+        const [rRes1, rAttn] = rules.add(perSample(t.x), perSample(t.a), perSample(rH1));
+        const rO = splitHeads(rules.linear(bw.proj, t.o, tf.reshape(rAttn, t.a.shape)), B, Hh, N, d);
+        const [rA, rV] = productRule(t.A, t.v, rO).map((r) => tf.mul(r, 0.5) as tf.Tensor3D) as [
+          tf.Tensor3D,
+          tf.Tensor3D,
+        ];
+        if (last) return [rA];
+        // Softmax and the score scale are identities for relevance (quirk Q7).
+        const [rQ, rK] = productTransposedRule(t.q, t.k, t.kT, rA).map((r) => tf.mul(r, 0.5) as tf.Tensor3D) as [
+          tf.Tensor3D,
+          tf.Tensor3D,
+        ];
+        const rN1 = rules.linear(bw.qkv, t.n1, mergeQkv(rQ, rK, rV, B, Hh, N, d));
+        return [rA, cloneRule(t.x, [tf.reshape(rRes1, t.x.shape), rN1])];
+      }) as [tf.Tensor3D, tf.Tensor2D | undefined];
       attnCam[l] = rA;
-      if (l === stop) return { attnCam };
-      // Softmax and the score scale are identities for relevance (quirk Q7).
-      const [rQ, rK] = productTransposedRule(t.q, t.k, t.kT, rA).map((r) => tf.mul(r, 0.5) as tf.Tensor3D) as [
-        tf.Tensor3D,
-        tf.Tensor3D,
-      ];
-      const rN1 = rules.linear(bw.qkv, t.n1, mergeQkv(rQ, rK, rV, B, Hh, N, d));
-      R = cloneRule(t.x, [tf.reshape(rRes1, t.x.shape), rN1]) as tf.Tensor2D;
+      R.dispose();
+      if (last) return { attnCam };
+      R = rNext!;
     }
     // Position add, then the patch embedding; the CLS token's and pos_embed's shares are dropped (Q30).
     const [rTok] = rules.add(trace.tokens, tf.reshape(w.posEmbed, [1, N, D]), tf.reshape(R, [B, N, D]));

@@ -1,0 +1,35 @@
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { explainCommand } from './commands/explain.js';
+
+/**
+ * `bench`: the command-line entry. Commands only parse options and call library functions that the tests
+ * also call. Errors in user input are printed as one line (no stack trace) with a non-zero exit status;
+ * set BENCH_DEBUG=1 to see the stack.
+ */
+function fail(msg: string | undefined, err: Error | undefined): never {
+  const text = err?.message ?? msg ?? 'unknown error';
+  if (process.env.BENCH_DEBUG && err?.stack) process.stderr.write(`${err.stack}\n`);
+  process.stderr.write(`bench: error: ${text}\n`);
+  if (!err) process.stderr.write("run 'bench --help' or 'bench <command> --help' for the options\n");
+  process.exit(err ? 1 : 2);
+}
+
+try {
+  await yargs(hideBin(process.argv))
+    .scriptName('bench')
+    .usage(
+      '$0 <command> [options]\n\nBenchmarks of "Transformer Interpretability Beyond Attention Visualization" (Chefer et al., CVPR 2021) for ViT/DeiT.',
+    )
+    .command(explainCommand)
+    .demandCommand(1, 'give a command')
+    .strict()
+    .fail((msg, err) => fail(msg, err))
+    .help()
+    .alias('h', 'help')
+    .version(false)
+    .wrap(Math.min(120, process.stdout.columns || 120))
+    .parseAsync();
+} catch (e) {
+  fail(undefined, e instanceof Error ? e : new Error(String(e)));
+}

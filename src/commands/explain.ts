@@ -1,0 +1,233 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, extname } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { decodeImage, type RgbImage, resizeRgb, toModelInput } from '../data/image.js';
+import { FileFormatError } from '../formats/host-tensor.js';
+import { readNpy } from '../formats/npy.js';
+import { type Explanation, explain } from '../methods/explain.js';
+import { METHOD_NAMES, resolveMethods } from '../methods/registry.js';
+import { loadVit } from '../models/load.js';
+import type { VisionTransformer } from '../models/vit.js';
+import type { VitConfig } from '../models/vit-config.js';
+import { overlayHeatmap, writePanelsPng } from '../reports/overlay.js';
+import { type ModelArgs, startBackend, UsageError, withModelOptions } from './common.js';
+
+export interface ExplainArgs extends ModelArgs {
+  input: string;
+  method: string[];
+  class?: number;
+  'start-layer': number;
+  out?: string;
+  json?: string;
+}
+
+/** A model input ready for the engine, plus the RGB picture to draw overlays on. */
+interface PreparedInput {
+  tensor: Float32Array; // [C, H, W], normalised
+  picture: RgbImage; // model-size RGB
+}
+
+export async function prepareInput(file: string, cfg: VitConfig): Promise<PreparedInput> {
+  const size = { height: cfg.img_size, width: cfg.img_size };
+  if (extname(file).toLowerCase() === '.npy') {
+    const t = readNpy(file);
+    const shape = t.shape.length === 4 && t.shape[0] === 1 ? t.shape.slice(1) : t.shape;
+    const want = [cfg.in_chans, cfg.img_size, cfg.img_size];
+    if (shape.length !== 3 || shape.some((s, i) => s !== want[i])) {
+      throw new FileFormatError(
+        file,
+        `expected a normalised float tensor of shape [1,${want}] or [${want}], found [${t.shape}]`,
+      );
+    }
+    if (!(t.data instanceof Float32Array || t.data instanceof Float64Array)) {
+      throw new FileFormatError(file, 'expected a float32 (or float64) array');
+    }
+    const tensor = Float32Array.from(t.data);
+    if (tensor.some((v) => !Number.isFinite(v)))
+      throw new FileFormatError(file, 'the tensor contains NaN or infinite values');
+    return { tensor, picture: denormalize(tensor, cfg) };
+  }
+  const rgb = await decodeImage(file);
+  return { tensor: toModelInput(rgb, size, cfg.mean, cfg.std), picture: resizeRgb(rgb, size) };
+}
+
+/** Undo the normalisation of a [C,H,W] tensor into an RGB picture (for overlays of .npy inputs). */
+function denormalize(chw: Float32Array, cfg: VitConfig): RgbImage {
+  const n = cfg.img_size * cfg.img_size;
+  const data = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < 3; c++) {
+      const ch = Math.min(c, cfg.in_chans - 1);
+      const v = chw[ch * n + i]! * cfg.std[ch]! + cfg.mean[ch]!;
+      data[i * 3 + c] = Math.round(255 * Math.min(1, Math.max(0, v)));
+    }
+  }
+  return { width: cfg.img_size, height: cfg.img_size, data };
+}
+
+export interface ExplainJson {
+  backend: string;
+  model: { name: string; config: VitConfig };
+  input: string;
+  logits: number[];
+  lrpLogits: number[];
+  predicted: number;
+  startLayer: number;
+  methods: Record<
+    string,
+    { class: number | null; raw: number[]; rawShape: number[]; map: number[]; mapShape: number[] }
+  >;
+  warnings: string[];
+}
+
+export function explanationJson(
+  ex: Explanation,
+  model: VisionTransformer,
+  backend: string,
+  input: string,
+  startLayer: number,
+): ExplainJson {
+  return {
+    backend,
+    model: { name: model.config.name, config: model.config },
+    input,
+    logits: Array.from(ex.logits[0]!),
+    lrpLogits: Array.from(ex.lrpLogits[0]!),
+    predicted: ex.predicted[0]!,
+    startLayer,
+    methods: Object.fromEntries(
+      ex.methods.map((m) => [
+        m.method,
+        {
+          class: m.classes ? m.classes[0]! : null,
+          raw: Array.from(m.raw[0]!),
+          rawShape: m.rawShape,
+          map: Array.from(m.map[0]!),
+          mapShape: m.mapShape,
+        },
+      ]),
+    ),
+    warnings: ex.warnings,
+  };
+}
+
+function writeOutput(file: string, data: string | Uint8Array): void {
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, data);
+  } catch (e) {
+    throw new FileFormatError(file, `cannot write output (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
+export async function runExplain(
+  args: ExplainArgs,
+  log: (s: string) => void = (s) => console.log(s),
+): Promise<ExplainJson> {
+  const toStdout = args.json === '-';
+  const say = toStdout ? (s: string) => process.stderr.write(`${s}\n`) : log;
+  const methods = resolveMethods(args.method);
+  if (!args.weights) throw new UsageError('--weights FILE is required (safetensors, .pth/.bin or Google .npz)');
+  if (!args.model && !args['model-config'])
+    throw new UsageError('give the model as --model PRESET or --model-config FILE');
+  const backend = await startBackend(args.backend, say);
+  const model = loadVit({
+    configFile: args['model-config'],
+    preset: args.model,
+    weightsFile: args.weights,
+    norm: args.norm,
+  });
+  const prepared = await prepareInput(args.input, model.config);
+  const c = model.config;
+  const input = tf.tensor4d(prepared.tensor, [1, c.in_chans, c.img_size, c.img_size]);
+  const ex = explain(model, input, methods, { classes: args.class ?? 'top', startLayer: args['start-layer'] });
+  input.dispose();
+  const logits = ex.logits[0]!;
+  const top5 = [...logits.keys()].sort((a, b) => logits[b]! - logits[a]!).slice(0, 5);
+  say(`model: ${c.name} (D=${c.embed_dim}, depth ${c.depth}, ${c.num_heads} heads, ${c.num_classes} classes)`);
+  say(`predicted class: ${ex.predicted[0]}  top-5: ${top5.map((k) => `${k} (${logits[k]!.toFixed(3)})`).join(', ')}`);
+  for (const m of ex.methods) {
+    const raw = m.raw[0]!;
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = Number.NEGATIVE_INFINITY;
+    for (const v of raw) {
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
+    say(
+      `  ${m.method.padEnd(24)} class ${m.classes ? m.classes[0] : '-'}  raw [${m.rawShape.join('×')}] in [${lo.toPrecision(4)}, ${hi.toPrecision(4)}]`,
+    );
+  }
+  for (const w of ex.warnings) process.stderr.write(`warning: ${w}\n`);
+  const json = explanationJson(ex, model, backend.name, args.input, args['start-layer']);
+  if (args.json) {
+    const text = `${JSON.stringify(json)}\n`;
+    if (toStdout) process.stdout.write(text);
+    else {
+      writeOutput(args.json, text);
+      say(`wrote ${args.json}`);
+    }
+  }
+  if (args.out) {
+    const { width, height, data } = prepared.picture;
+    const panels = [
+      { title: `input (pred ${ex.predicted[0]})`, rgb: data, width, height },
+      ...ex.methods.map((m) => ({
+        title: `${m.method}${m.classes ? ` (class ${m.classes[0]})` : ''}`,
+        rgb: overlayHeatmap(data, m.map[0]!, width, height),
+        width,
+        height,
+      })),
+    ];
+    try {
+      mkdirSync(dirname(args.out), { recursive: true });
+      await writePanelsPng(args.out, panels);
+    } catch (e) {
+      throw new FileFormatError(
+        args.out,
+        `cannot write the overlay PNG (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
+    }
+    say(`wrote ${args.out}`);
+  }
+  return json;
+}
+
+export const explainCommand: CommandModule<object, ExplainArgs> = {
+  command: 'explain',
+  describe: 'explain one image with one or more methods (maps to PNG overlays and/or JSON)',
+  builder: (y: Argv) =>
+    withModelOptions(y)
+      .option('input', {
+        type: 'string',
+        demandOption: true,
+        describe:
+          'PNG/JPEG image (resized to the model size with Pillow-exact bilinear, then normalised) or .npy float32 [1,3,H,W] / [3,H,W] already normalised',
+      })
+      .option('method', {
+        type: 'string',
+        array: true,
+        default: ['transformer_attribution'],
+        describe: `method(s), repeatable or comma-separated, or 'all': ${METHOD_NAMES.join(', ')} (aliases: attn_last_layer, attn_gradcam, full_lrp, lrp_last_layer)`,
+      })
+      .option('class', {
+        type: 'number',
+        describe: 'class index to explain (default: the top class of the model each method runs on)',
+      })
+      .option('start-layer', {
+        type: 'number',
+        default: 1,
+        describe:
+          'first block entering the rollouts of rollout and transformer_attribution (the benchmark scripts use 1, the notebooks 0)',
+      })
+      .option('out', { type: 'string', describe: 'write a PNG: the input and one heat-map overlay panel per method' })
+      .option('json', {
+        type: 'string',
+        describe:
+          'write { backend, model, logits, predicted, methods: { <name>: { class, raw, rawShape, map, mapShape } } } (flat row-major arrays; - for stdout)',
+      }) as unknown as Argv<ExplainArgs>,
+  handler: async (args: ArgumentsCamelCase<ExplainArgs>) => {
+    await runExplain(args);
+  },
+};

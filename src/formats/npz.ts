@@ -1,0 +1,39 @@
+import { readFileSync } from 'node:fs';
+import { unzipSync } from 'fflate';
+import { FileFormatError, type StateDict } from './host-tensor.js';
+import { parseNpy } from './npy.js';
+
+/**
+ * NumPy `.npz`: a zip archive (stored or deflated) of `.npy` files, one per array; the key is the entry name
+ * without `.npy` (e.g. `Transformer/encoder_norm/scale`). Entries that are not `.npy` files are ignored.
+ */
+export function readNpz(file: string): StateDict {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new FileFormatError(file, code === 'ENOENT' ? 'file not found' : `cannot read file (${code ?? String(e)})`);
+  }
+  return parseNpz(buf, file);
+}
+
+export function parseNpz(bytes: Uint8Array, file: string): StateDict {
+  let entries: Record<string, Uint8Array>;
+  try {
+    entries = unzipSync(bytes, { filter: (f) => f.name.endsWith('.npy') });
+  } catch (e) {
+    throw new FileFormatError(file, `not a valid .npz (zip) archive: ${(e as Error).message ?? String(e)}`);
+  }
+  const out: StateDict = new Map();
+  for (const [name, data] of Object.entries(entries)) {
+    try {
+      out.set(name.slice(0, -'.npy'.length), parseNpy(data, name));
+    } catch (e) {
+      if (e instanceof FileFormatError) throw new FileFormatError(file, `entry ${e.message}`);
+      throw e;
+    }
+  }
+  if (out.size === 0) throw new FileFormatError(file, 'the .npz archive contains no .npy arrays');
+  return out;
+}

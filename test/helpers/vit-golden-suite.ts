@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { BackendChoice } from '../../src/engine/backend.js';
+import { explain } from '../../src/methods/explain.js';
+import { METHODS } from '../../src/methods/registry.js';
+import {
+  GOLDEN_NAME,
+  type GoldenCase,
+  goldenArray,
+  inputTensor,
+  loadGoldenVit,
+  maxAbs,
+  maxAbsDiff,
+  pearson,
+  readGoldenTensors,
+  readJson,
+  toleranceFor,
+  vitGoldenCases,
+  vitGoldenConfigs,
+} from './golden.js';
+
+/**
+ * Every method × class choice × case of every golden ViT config, against the official implementation's
+ * outputs (raw maps, final maps, logits), within the float32 tolerances of golden/vit/README.md.
+ */
+export function vitGoldenSuite(backend: BackendChoice): void {
+  for (const config of vitGoldenConfigs()) {
+    describe(`ViT golden ${config} (backend ${backend})`, async () => {
+      const model = await loadGoldenVit(config, backend);
+      for (const caseName of vitGoldenCases(config)) {
+        const meta = readJson<GoldenCase>('vit', config, `case-${caseName}.json`);
+        const g = readGoldenTensors('vit', config, `case-${caseName}.safetensors`);
+        const input = inputTensor(g);
+        for (const vis of ['top', 'target'] as const) {
+          test(`${caseName} / ${vis}: logits and every method's raw and final maps`, () => {
+            const ex = explain(model, input, METHODS, {
+              classes: vis === 'top' ? 'top' : meta.target_class,
+              startLayer: 1,
+            });
+            assert.ok(
+              maxAbsDiff(ex.lrpLogits[0]!, goldenArray(g, 'logits')) <= 1e-4,
+              'LRP-model logits (final LN eps 1e-5)',
+            );
+            assert.ok(
+              maxAbsDiff(ex.logits[0]!, goldenArray(g, 'logits.vit_new')) <= 1e-4,
+              'classifier logits (final LN eps 1e-6)',
+            );
+            assert.equal(ex.predicted[0], meta.top_class);
+            assert.deepEqual(ex.warnings, []);
+            for (const m of ex.methods) {
+              const ref = GOLDEN_NAME[m.method]!;
+              const entry = meta.methods.find((e) => e.method === ref && e.vis_class === vis);
+              assert.ok(entry, `golden entry for ${ref}/${vis}`);
+              if (m.classes) assert.equal(m.classes[0], entry.class_used, `${m.method}: explained class`);
+              const raw = goldenArray(g, `${ref}.${vis}.raw`);
+              const raw64 = goldenArray(g, `${ref}.${vis}.raw_f64`);
+              const fin = goldenArray(g, `${ref}.${vis}.final`);
+              const tol = toleranceFor(m.method, entry);
+              const scale = maxAbs(raw);
+              const dRaw = maxAbsDiff(m.raw[0]!, raw);
+              assert.ok(
+                dRaw <= tol.rawRel * scale,
+                `${m.method}/${vis}: raw max|Δ| ${dRaw} > ${tol.rawRel} × ${scale}`,
+              );
+              const dFin = maxAbsDiff(m.map[0]!, fin);
+              assert.ok(dFin <= tol.finalAbs, `${m.method}/${vis}: final max|Δ| ${dFin} > ${tol.finalAbs}`);
+              if (tol.minPearson !== undefined) {
+                const r = pearson(m.raw[0]!, raw64);
+                assert.ok(r >= tol.minPearson, `${m.method}/${vis}: Pearson with raw_f64 ${r} < ${tol.minPearson}`);
+              }
+            }
+          });
+        }
+        test(`${caseName}: the script's 'lrp' method equals transformer attribution (same generator call)`, () => {
+          for (const vis of ['top', 'target']) {
+            assert.deepEqual(goldenArray(g, `lrp.${vis}.raw`), goldenArray(g, `transformer_attribution.${vis}.raw`));
+          }
+        });
+      }
+    });
+  }
+}
