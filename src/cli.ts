@@ -1,6 +1,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { explainCommand } from './commands/explain.js';
+import { segCommand } from './commands/seg.js';
 
 /**
  * `bench`: the command-line entry. Commands only parse options and call library functions that the tests
@@ -22,6 +23,7 @@ try {
       '$0 <command> [options]\n\nBenchmarks of "Transformer Interpretability Beyond Attention Visualization" (Chefer et al., CVPR 2021) for ViT/DeiT.',
     )
     .command(explainCommand)
+    .command(segCommand)
     .demandCommand(1, 'give a command')
     .strict()
     .fail((msg, err) => fail(msg, err))

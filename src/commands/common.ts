@@ -1,5 +1,8 @@
 import type { Argv } from 'yargs';
+import { EMBEDDED } from '../embedded.js';
 import { BACKEND_CHOICES, type BackendChoice, type BackendInfo, initBackend } from '../engine/backend.js';
+import { loadVit, type ModelSpec } from '../models/load.js';
+import type { VisionTransformer } from '../models/vit.js';
 import { VIT_PRESET_NAMES } from '../models/vit-config.js';
 
 /** Options every model-running command shares. */
@@ -15,7 +18,7 @@ export function withModelOptions<T>(y: Argv<T>) {
   return y
     .option('model', {
       type: 'string',
-      describe: `model preset (${VIT_PRESET_NAMES.join(', ')}); or use --model-config`,
+      describe: `model preset (${VIT_PRESET_NAMES.join(', ')}); or use --model-config. With no model options: the embedded default model`,
     })
     .option('model-config', {
       type: 'string',
@@ -44,6 +47,33 @@ export async function startBackend(choice: BackendChoice, log: (s: string) => vo
   const info = await initBackend(choice);
   log(`backend: ${info.description}`);
   return info;
+}
+
+/**
+ * The model the options name, or the embedded default model when none of --model, --model-config and
+ * --weights is given.
+ */
+export function loadModelFromArgs(
+  args: ModelArgs,
+  log: (s: string) => void = (s) => process.stderr.write(`${s}\n`),
+): {
+  model: VisionTransformer;
+  spec: ModelSpec;
+} {
+  let spec: ModelSpec;
+  if (!args.model && !args['model-config'] && !args.weights) {
+    spec = { configFile: EMBEDDED.model.config, weightsFile: EMBEDDED.model.weights, norm: args.norm };
+    log(`model: embedded default (${EMBEDDED.model.weights})`);
+  } else {
+    if (!args.weights)
+      throw new UsageError(
+        '--weights FILE is required with --model/--model-config (safetensors, .pth/.bin or Google .npz)',
+      );
+    if (!args.model && !args['model-config'])
+      throw new UsageError('give the model as --model PRESET or --model-config FILE');
+    spec = { configFile: args['model-config'], preset: args.model, weightsFile: args.weights, norm: args.norm };
+  }
+  return { model: loadVit(spec), spec };
 }
 
 /** A user-facing failure: printed as one line, no stack trace. */

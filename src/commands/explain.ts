@@ -3,18 +3,18 @@ import { dirname, extname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { decodeImage, type RgbImage, resizeRgb, toModelInput } from '../data/image.js';
+import { EMBEDDED } from '../embedded.js';
 import { FileFormatError } from '../formats/host-tensor.js';
 import { readNpy } from '../formats/npy.js';
 import { type Explanation, explain } from '../methods/explain.js';
 import { METHOD_NAMES, resolveMethods } from '../methods/registry.js';
-import { loadVit } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
 import type { VitConfig } from '../models/vit-config.js';
 import { overlayHeatmap, writePanelsPng } from '../reports/overlay.js';
-import { type ModelArgs, startBackend, UsageError, withModelOptions } from './common.js';
+import { loadModelFromArgs, type ModelArgs, startBackend, withModelOptions } from './common.js';
 
 export interface ExplainArgs extends ModelArgs {
-  input: string;
+  input?: string;
   method: string[];
   class?: number;
   'start-layer': number;
@@ -128,17 +128,11 @@ export async function runExplain(
   const toStdout = args.json === '-';
   const say = toStdout ? (s: string) => process.stderr.write(`${s}\n`) : log;
   const methods = resolveMethods(args.method);
-  if (!args.weights) throw new UsageError('--weights FILE is required (safetensors, .pth/.bin or Google .npz)');
-  if (!args.model && !args['model-config'])
-    throw new UsageError('give the model as --model PRESET or --model-config FILE');
   const backend = await startBackend(args.backend, say);
-  const model = loadVit({
-    configFile: args['model-config'],
-    preset: args.model,
-    weightsFile: args.weights,
-    norm: args.norm,
-  });
-  const prepared = await prepareInput(args.input, model.config);
+  const { model } = loadModelFromArgs(args, say);
+  const inputFile = args.input ?? EMBEDDED.sampleImage;
+  if (!args.input) say(`input: embedded sample image (${inputFile})`);
+  const prepared = await prepareInput(inputFile, model.config);
   const c = model.config;
   const input = tf.tensor4d(prepared.tensor, [1, c.in_chans, c.img_size, c.img_size]);
   const ex = explain(model, input, methods, { classes: args.class ?? 'top', startLayer: args['start-layer'] });
@@ -160,7 +154,7 @@ export async function runExplain(
     );
   }
   for (const w of ex.warnings) process.stderr.write(`warning: ${w}\n`);
-  const json = explanationJson(ex, model, backend.name, args.input, args['start-layer']);
+  const json = explanationJson(ex, model, backend.name, inputFile, args['start-layer']);
   if (args.json) {
     const text = `${JSON.stringify(json)}\n`;
     if (toStdout) process.stdout.write(text);
@@ -203,7 +197,7 @@ export const explainCommand: CommandModule<object, ExplainArgs> = {
         type: 'string',
         demandOption: true,
         describe:
-          'PNG/JPEG image (resized to the model size with Pillow-exact bilinear, then normalised) or .npy float32 [1,3,H,W] / [3,H,W] already normalised',
+          'PNG/JPEG image (resized to the model size with Pillow-exact bilinear, then normalised) or .npy float32 [1,3,H,W] / [3,H,W] already normalised; default: an embedded sample image',
       })
       .option('method', {
         type: 'string',

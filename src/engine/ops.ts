@@ -16,22 +16,53 @@ export function configureOps(backendName: string): void {
   splitBatched = backendName === 'wasm';
 }
 
+/** Override the choice (training with large batches is cheaper with plain batched matmuls). */
+export function setSplitBatchedMatmul(split: boolean): void {
+  splitBatched = split;
+}
+
+/**
+ * For training (tf.grad through the model): TF.js's own matMul gradient uses the transposed-matmul
+ * kernels, which are very slow on wasm. This version computes the same gradients with explicit
+ * transposes and plain products (PLATFORM.md §2). Off by default: explanations never run tf.grad.
+ */
+let fastGradients = false;
+
+const matMulFastGrad = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sa, sb] = saved as [tf.Tensor, tf.Tensor];
+      return [tf.matMul(dy, tT(sb)), tf.matMul(tT(sa), dy)];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]);
+
+export function setTrainingMode(on: boolean): void {
+  fastGradients = on;
+}
+
+function matMul<T extends tf.Tensor>(a: T, b: T): T {
+  return (fastGradients ? matMulFastGrad(a, b) : tf.matMul(a, b)) as T;
+}
+
 /** Plain 2-D product a[M,K] · b[K,N]. */
 export function mm(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
-  return tf.matMul(a, b);
+  return matMul(a, b);
 }
 
 /** Batched product a[G,M,K] · b[G,K,N] (no transposes). */
 export function bmm(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   const g = a.shape[0];
-  if (!splitBatched || g === 1) return tf.matMul(a, b);
+  if (!splitBatched || g === 1) return matMul(a, b);
   const [, m, k] = a.shape;
   const n = b.shape[2];
   const parts: tf.Tensor2D[] = [];
   for (let i = 0; i < g; i++) {
     const ai = tf.reshape(tf.slice(a, [i, 0, 0], [1, m, k]), [m, k]) as tf.Tensor2D;
     const bi = tf.reshape(tf.slice(b, [i, 0, 0], [1, k, n]), [k, n]) as tf.Tensor2D;
-    parts.push(tf.matMul(ai, bi));
+    parts.push(matMul(ai, bi));
   }
   return tf.reshape(tf.concat(parts, 0), [g, m, n]) as tf.Tensor3D;
 }

@@ -81,20 +81,30 @@ export function vitWeightsFromStateDict(sd: StateDict, c: VitConfig, file: strin
       `weights do not fit model '${c.name}' (D=${c.embed_dim}, depth=${c.depth}, heads=${c.num_heads}, classes=${c.num_classes}, img ${c.img_size}/${c.patch_size}): ${shown}${more}`,
     );
   }
-  const get = (k: string, shape?: number[]): tf.Tensor => {
+  return buildVitWeights(c, (k, shape) => {
     const t = sd.get(k)!;
-    return tf.tensor(Float32Array.from(t.data as Float32Array), shape ?? t.shape, 'float32');
-  };
-  const vec = (k: string) => get(k) as tf.Tensor1D;
+    return tf.tensor(Float32Array.from(t.data as Float32Array), shape, 'float32');
+  });
+}
+
+/**
+ * Assemble the model's weight structure from a tensor source: `get(key, shape)` returns the state-dict
+ * tensor `key` viewed with `shape`. Loading uploads host arrays; training passes views of tf.Variables,
+ * so gradients reach them.
+ */
+export function buildVitWeights(c: VitConfig, get: (key: string, shape: number[]) => tf.Tensor): VitWeights {
+  const expected = expectedVitKeys(c);
+  const t = (k: string, shape?: number[]) => get(k, shape ?? expected.get(k)!);
+  const vec = (k: string) => t(k) as tf.Tensor1D;
   const linear = (p: string, bias = true) =>
-    new Linear(get(`${p}.weight`) as tf.Tensor2D, bias ? vec(`${p}.bias`) : undefined);
+    new Linear(t(`${p}.weight`) as tf.Tensor2D, bias ? vec(`${p}.bias`) : undefined);
   const D = c.embed_dim;
   const g = geometry(c);
   return {
-    clsToken: get('cls_token', [1, D]) as tf.Tensor2D,
-    posEmbed: get('pos_embed', [g.numTokens, D]) as tf.Tensor2D,
+    clsToken: t('cls_token', [1, D]) as tf.Tensor2D,
+    posEmbed: t('pos_embed', [g.numTokens, D]) as tf.Tensor2D,
     patchEmbed: new Linear(
-      get('patch_embed.proj.weight', [D, c.in_chans * c.patch_size * c.patch_size]) as tf.Tensor2D,
+      t('patch_embed.proj.weight', [D, c.in_chans * c.patch_size * c.patch_size]) as tf.Tensor2D,
       vec('patch_embed.proj.bias'),
     ),
     blocks: Array.from({ length: c.depth }, (_, i) => {

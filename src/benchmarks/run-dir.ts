@@ -1,0 +1,66 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { FileFormatError } from '../formats/host-tensor.js';
+import { writeJsonAtomic } from '../util/files.js';
+
+/**
+ * Where a benchmark run writes, and how it resumes. A run directory holds `run.json` (what was asked:
+ * model, weights, data, methods, options) and a `state.json` checkpoint written atomically after every
+ * item. `--resume` continues only a run whose run.json matches the new request exactly, so resumed
+ * numbers are the numbers an uninterrupted run gives.
+ */
+export interface RunIdentity {
+  command: string;
+  [key: string]: unknown;
+}
+
+export function timestampName(d = new Date()): string {
+  return d
+    .toISOString()
+    .replace(/[:]/g, '-')
+    .replace(/\.\d+Z$/, 'Z');
+}
+
+/** The default output folder: results/<command>/<model>/<name or timestamp>. */
+export function defaultRunDir(command: string, model: string, name?: string): string {
+  return resolve('results', command, model, name ?? timestampName());
+}
+
+/** The most recent run under `parent` with this identity that has a checkpoint but no final summary. */
+export function findResumableRun(parent: string, identity: RunIdentity, finalFile: string): string | undefined {
+  if (!existsSync(parent)) return undefined;
+  const dirs = readdirSync(parent)
+    .map((d) => join(parent, d))
+    .filter((d) => statSync(d).isDirectory() && existsSync(join(d, 'run.json')) && existsSync(join(d, 'state.json')))
+    .filter((d) => !existsSync(join(d, finalFile)) && sameIdentity(readRunIdentity(d), identity))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  return dirs[0];
+}
+
+export function readRunIdentity(dir: string): RunIdentity | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as RunIdentity;
+  } catch {
+    return undefined;
+  }
+}
+
+export function sameIdentity(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+export function writeRunIdentity(dir: string, identity: RunIdentity): void {
+  writeJsonAtomic(join(dir, 'run.json'), identity);
+}
+
+/** A file's identity for run.json: absolute path, size and modification time (cheap, no hashing). */
+export function fileIdentity(file: string): { path: string; bytes: number; mtime: string } {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new FileFormatError(file, code === 'ENOENT' ? 'file not found' : `cannot read file (${code ?? String(e)})`);
+  }
+  return { path: resolve(file), bytes: st.size, mtime: st.mtime.toISOString() };
+}

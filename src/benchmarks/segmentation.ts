@@ -1,0 +1,290 @@
+import { appendFileSync, existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { stringify } from 'csv-stringify/sync';
+import { openGtsegs, preprocessSegItem } from '../datasets/gtsegs.js';
+import { explain } from '../methods/explain.js';
+import type { ExplanationMethod } from '../methods/types.js';
+import {
+  formatReferenceLines,
+  SEGMENTATION_METRICS,
+  SegmentationAccumulator,
+  type SegmentationAccumulatorJSON,
+  type SegmentationResult,
+  segmentImage,
+} from '../metrics/segmentation.js';
+import type { VisionTransformer } from '../models/vit.js';
+import { overlayHeatmap, writePanelsPng } from '../reports/overlay.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
+import { Progress } from '../util/progress.js';
+import { type RunIdentity, readRunIdentity, sameIdentity, writeRunIdentity } from './run-dir.js';
+
+/**
+ * The ImageNet-segmentation benchmark (ALGORITHMS.md §4.1): for each image, every requested method's map
+ * from one shared explanation pass, thresholded at its mean, scored against the mask; pixel accuracy and
+ * mIoU from dataset-level counts, mAP as the mean of per-image pooled APs.
+ *
+ * Checkpointing: per_image.csv is appended as images finish, and state.json (accumulators, next image,
+ * CSV length) is replaced atomically after each image. A resumed run truncates the CSV to the recorded
+ * length and continues, so its outputs equal an uninterrupted run's.
+ */
+export interface SegRunOptions {
+  model: VisionTransformer;
+  dataFile: string;
+  methods: readonly ExplanationMethod[];
+  startLayer: number;
+  outDir: string;
+  /** Identity of the run (model, weights, data, methods, options) stored in run.json. */
+  identity: RunIdentity;
+  limit?: number;
+  saveImg?: number;
+  resume?: boolean;
+  quiet?: boolean;
+  log?: (line: string) => void;
+  /** Called after each image is checkpointed (tests use it to simulate an interruption). */
+  onImageDone?: (index: number) => void;
+  /** Paper numbers to show beside ours (when the model is the paper's). */
+  paper?: Record<string, { pixelAccuracy: number; mIoU: number; mAP: number }>;
+}
+
+export interface SegMethodSummary {
+  /** Percent, like the paper. */
+  pixelAccuracy: number;
+  mIoU: number;
+  mAP: number;
+  iouBackground: number;
+  iouForeground: number;
+  /** Reference quirk (mean of per-row F1), percent; not a paper metric. */
+  rowF1: number;
+  images: number;
+  constantMaps: number;
+  /** Wall seconds of the shared explanation passes plus this method's metric computation. */
+  seconds: number;
+  referenceLines: string[];
+}
+
+export interface SegSummary {
+  benchmark: 'segmentation';
+  model: string;
+  data: string;
+  images: number;
+  startLayer: number;
+  secondsPerImage: number;
+  metrics: typeof SEGMENTATION_METRICS;
+  methods: Record<string, SegMethodSummary>;
+  paper?: SegRunOptions['paper'];
+}
+
+interface SegState {
+  nextIndex: number;
+  csvBytes: number;
+  sharedSeconds: number;
+  methods: Record<string, { acc: SegmentationAccumulatorJSON; seconds: number; constantMaps: number }>;
+}
+
+const CSV_COLUMNS = [
+  'index',
+  'id',
+  'method',
+  'class',
+  'threshold',
+  'fg_pixels',
+  'correct',
+  'labeled',
+  'inter_bg',
+  'inter_fg',
+  'union_bg',
+  'union_fg',
+  'ap',
+  'row_f1_mean',
+  'constant_map',
+] as const;
+
+export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> {
+  const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  const { model, methods, outDir } = opts;
+  const c = model.config;
+  // Open (and so validate) the data before anything is written.
+  const ds = await openGtsegs(opts.dataFile, { warn: (w) => log(`warning: ${w}`) });
+  try {
+    const statePath = join(outDir, 'state.json');
+    const csvPath = join(outDir, 'per_image.csv');
+    let state: SegState;
+    if (existsSync(statePath)) {
+      if (!opts.resume) {
+        throw new Error(
+          `${outDir} already holds a run (state.json); pass --resume to continue it, or choose another --out`,
+        );
+      }
+      if (!sameIdentity(readRunIdentity(outDir), opts.identity)) {
+        throw new Error(
+          `${outDir}: cannot resume: run.json describes a different run (model, weights, data, methods or options differ)`,
+        );
+      }
+      state = JSON.parse(readFileSync(statePath, 'utf8')) as SegState;
+      truncateSync(csvPath, state.csvBytes);
+      log(`resuming ${outDir} at image ${state.nextIndex}`);
+    } else {
+      writeRunIdentity(outDir, opts.identity);
+      writeFileSync(csvPath, stringify([], { header: true, columns: [...CSV_COLUMNS] }));
+      state = {
+        nextIndex: 0,
+        csvBytes: readFileSync(csvPath).length,
+        sharedSeconds: 0,
+        methods: Object.fromEntries(
+          methods.map((m) => [m.name, { acc: new SegmentationAccumulator().toJSON(), seconds: 0, constantMaps: 0 }]),
+        ),
+      };
+      writeJsonAtomic(statePath, state);
+    }
+    const accs = new Map(methods.map((m) => [m.name, SegmentationAccumulator.fromJSON(state.methods[m.name]!.acc)]));
+
+    const total = Math.min(ds.length, opts.limit ?? ds.length);
+    const size = { height: c.img_size, width: c.img_size };
+    const progress = new Progress('seg', total, state.nextIndex, opts.quiet);
+    const first = methods[0]!;
+    for (let i = state.nextIndex; i < total; i++) {
+      const item = ds.get(i);
+      const pre = preprocessSegItem(item, size, c.mean, c.std);
+      const t0 = performance.now();
+      const input = tf.tensor4d(pre.input, [1, c.in_chans, c.img_size, c.img_size]);
+      const ex = explain(model, input, methods, { startLayer: opts.startLayer });
+      input.dispose();
+      state.sharedSeconds += (performance.now() - t0) / 1000;
+      const rows: (string | number)[][] = [];
+      for (const [k, m] of ex.methods.entries()) {
+        const t1 = performance.now();
+        const constant = m.constant[0]!;
+        const stats = segmentImage(m.map[0]!, pre.label, { constant, width: c.img_size });
+        accs.get(m.method)!.add(stats);
+        const ms = state.methods[m.method]!;
+        ms.seconds += (performance.now() - t1) / 1000;
+        if (constant) ms.constantMaps++;
+        rows.push([
+          i,
+          item.id ?? '',
+          m.method,
+          m.classes ? m.classes[0]! : '',
+          stats.threshold,
+          stats.fgPixels,
+          stats.correct,
+          stats.labeled,
+          stats.inter[0],
+          stats.inter[1],
+          stats.union[0],
+          stats.union[1],
+          stats.ap,
+          stats.rowF1Mean,
+          constant ? 1 : 0,
+        ]);
+        if (k === 0 && constant)
+          log(
+            `warning: ${m.method}: constant map for image ${i}; scored as all background (AP 0.5), as the reference's NaN clean-up does`,
+          );
+      }
+      if (i < (opts.saveImg ?? 0))
+        await saveOverlay(join(outDir, 'images', `${String(i).padStart(5, '0')}.png`), pre, ex.methods);
+      appendFileSync(csvPath, stringify(rows));
+      state.csvBytes = readFileSync(csvPath).length;
+      state.nextIndex = i + 1;
+      for (const m of methods) state.methods[m.name]!.acc = accs.get(m.name)!.toJSON();
+      writeJsonAtomic(statePath, state);
+      opts.onImageDone?.(i);
+      const r = accs.get(first.name)!.result();
+      progress.update(
+        i + 1,
+        `${first.name}: pixAcc ${(100 * r.pixelAccuracy).toFixed(2)} mIoU ${(100 * r.mIoU).toFixed(2)} mAP ${(100 * r.mAP).toFixed(2)}`,
+      );
+    }
+    progress.stop();
+    const images = state.nextIndex;
+    const summary: SegSummary = {
+      benchmark: 'segmentation',
+      model: c.name,
+      data: opts.dataFile,
+      images,
+      startLayer: opts.startLayer,
+      secondsPerImage: images ? state.sharedSeconds / images : 0,
+      metrics: SEGMENTATION_METRICS,
+      methods: Object.fromEntries(
+        methods.map((m) => {
+          const r = accs.get(m.name)!.result();
+          const ms = state.methods[m.name]!;
+          return [m.name, methodSummary(r, ms.seconds + state.sharedSeconds, ms.constantMaps)];
+        }),
+      ),
+      ...(opts.paper ? { paper: opts.paper } : {}),
+    };
+    writeJsonAtomic(join(outDir, 'summary.json'), summary);
+    writeFileAtomic(join(outDir, 'summary.md'), segSummaryMarkdown(summary));
+    return summary;
+  } finally {
+    ds.close();
+  }
+}
+
+function methodSummary(r: SegmentationResult, seconds: number, constantMaps: number): SegMethodSummary {
+  return {
+    pixelAccuracy: 100 * r.pixelAccuracy,
+    mIoU: 100 * r.mIoU,
+    mAP: 100 * r.mAP,
+    iouBackground: 100 * r.iou[0],
+    iouForeground: 100 * r.iou[1],
+    rowF1: 100 * r.mF1,
+    images: r.images,
+    constantMaps,
+    seconds,
+    referenceLines: formatReferenceLines(r),
+  };
+}
+
+export function segSummaryMarkdown(s: SegSummary): string {
+  const lines = [
+    `# Segmentation benchmark: ${s.model}`,
+    '',
+    `Data: \`${basename(s.data)}\`, ${s.images} images; start layer ${s.startLayer}; ${s.secondsPerImage.toFixed(3)} s per image for all methods together.`,
+    'Pixel accuracy and mIoU from dataset-level counts, mAP = mean of per-image pooled AP (percent).',
+    '',
+  ];
+  const paper = s.paper;
+  if (paper) {
+    lines.push(
+      '| method | pixel accuracy | (paper) | mIoU | (paper) | mAP | (paper) |',
+      '|---|---|---|---|---|---|---|',
+    );
+    for (const [name, m] of Object.entries(s.methods)) {
+      const p = paper[name];
+      const f = (v: number | undefined) => (v === undefined ? '–' : v.toFixed(2));
+      lines.push(
+        `| ${name} | ${f(m.pixelAccuracy)} | ${f(p?.pixelAccuracy)} | ${f(m.mIoU)} | ${f(p?.mIoU)} | ${f(m.mAP)} | ${f(p?.mAP)} |`,
+      );
+    }
+  } else {
+    lines.push(
+      '| method | pixel accuracy | mIoU | mAP | IoU bg | IoU fg | constant maps |',
+      '|---|---|---|---|---|---|---|',
+    );
+    for (const [name, m] of Object.entries(s.methods)) {
+      lines.push(
+        `| ${name} | ${m.pixelAccuracy.toFixed(2)} | ${m.mIoU.toFixed(2)} | ${m.mAP.toFixed(2)} | ${m.iouBackground.toFixed(2)} | ${m.iouForeground.toFixed(2)} | ${m.constantMaps} |`,
+      );
+    }
+  }
+  lines.push('');
+  return lines.join('\n');
+}
+
+async function saveOverlay(
+  file: string,
+  pre: { picture: { width: number; height: number; data: Uint8Array }; label: Uint8Array },
+  maps: { method: string; map: Float32Array[] }[],
+): Promise<void> {
+  const { width, height, data } = pre.picture;
+  const maskRgb = new Uint8Array(width * height * 3);
+  for (let i = 0; i < width * height; i++) maskRgb.fill(pre.label[i] ? 255 : 0, 3 * i, 3 * i + 3);
+  await writePanelsPng(file, [
+    { title: 'image', rgb: data, width, height },
+    { title: 'mask', rgb: maskRgb, width, height },
+    ...maps.map((m) => ({ title: m.method, rgb: overlayHeatmap(data, m.map[0]!, width, height), width, height })),
+  ]);
+}

@@ -1,0 +1,120 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { defaultRunDir, fileIdentity, findResumableRun } from '../benchmarks/run-dir.js';
+import { runSegmentation } from '../benchmarks/segmentation.js';
+import { EMBEDDED } from '../embedded.js';
+import { METHOD_NAMES, resolveMethods } from '../methods/registry.js';
+import { writeJsonAtomic } from '../util/files.js';
+import { loadModelFromArgs, type ModelArgs, startBackend, withModelOptions } from './common.js';
+
+export interface SegArgs extends ModelArgs {
+  data?: string;
+  method: string[];
+  'start-layer': number;
+  out?: string;
+  name?: string;
+  json?: string;
+  limit?: number;
+  'save-img': number;
+  resume: boolean;
+  quiet: boolean;
+}
+
+const PAPER = resolve(import.meta.dirname, '../../configs/paper.json');
+
+export async function runSegCommand(args: SegArgs): Promise<void> {
+  const methods = resolveMethods(args.method);
+  const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
+  const { model, spec } = loadModelFromArgs(args);
+  const dataFile = args.data ?? EMBEDDED.segData;
+  if (!args.data) process.stderr.write(`data: embedded synthetic segmentation set (${dataFile})\n`);
+  const identity = {
+    command: 'seg',
+    model: model.config,
+    weights: fileIdentity(spec.weightsFile),
+    data: fileIdentity(dataFile),
+    methods: methods.map((m) => m.name),
+    startLayer: args['start-layer'],
+    limit: args.limit ?? null,
+  };
+  let outDir = args.out ? resolve(args.out) : undefined;
+  if (!outDir && args.resume && !args.name) {
+    outDir = findResumableRun(dirname(defaultRunDir('seg', model.config.name, 'x')), identity, 'summary.json');
+    if (!outDir)
+      throw new Error('--resume: no unfinished run of this model, data and methods under results/seg/; give --out DIR');
+  }
+  outDir ??= defaultRunDir('seg', model.config.name, args.name);
+  const paper =
+    model.config.name === 'vit_base_patch16_224'
+      ? (JSON.parse(readFileSync(PAPER, 'utf8')).segmentation.methods as Record<
+          string,
+          { pixelAccuracy: number; mIoU: number; mAP: number }
+        >)
+      : undefined;
+  process.stderr.write(
+    `backend ${backend.name}; model ${model.config.name}; methods ${methods.map((m) => m.name).join(', ')}; output ${outDir}\n`,
+  );
+  const summary = await runSegmentation({
+    model,
+    dataFile,
+    methods,
+    startLayer: args['start-layer'],
+    outDir,
+    identity,
+    limit: args.limit,
+    saveImg: args['save-img'],
+    resume: args.resume,
+    quiet: args.quiet,
+    paper,
+  });
+  if (args.json) writeJsonAtomic(resolve(args.json), summary);
+  console.log(`\n${summary.images} images, ${summary.secondsPerImage.toFixed(3)} s/image (all methods)`);
+  console.log('| method | pixel accuracy | mIoU | mAP |\n|---|---|---|---|');
+  for (const [name, m] of Object.entries(summary.methods)) {
+    console.log(`| ${name} | ${m.pixelAccuracy.toFixed(2)} | ${m.mIoU.toFixed(2)} | ${m.mAP.toFixed(2)} |`);
+  }
+  console.log(`\nwrote ${outDir}/summary.json, summary.md, per_image.csv`);
+}
+
+export const segCommand: CommandModule<object, SegArgs> = {
+  command: 'seg',
+  describe:
+    'ImageNet-segmentation benchmark (pixel accuracy, mIoU, mAP) on gtsegs_ijcv.mat or the embedded synthetic set',
+  builder: (y: Argv) =>
+    withModelOptions(y)
+      .option('data', {
+        type: 'string',
+        describe:
+          'gtsegs_ijcv.mat (MATLAB v7.3), the same layout as plain HDF5, or a Level-5 MAT file; default: the embedded synthetic set',
+      })
+      .option('method', {
+        type: 'string',
+        array: true,
+        default: ['all'],
+        describe: `method(s), repeatable or comma-separated, or 'all' (evaluated in one pass over the data): ${METHOD_NAMES.join(', ')}`,
+      })
+      .option('start-layer', {
+        type: 'number',
+        default: 1,
+        describe: 'first block of the rollouts (the benchmark script uses 1)',
+      })
+      .option('out', { type: 'string', describe: 'output folder (default results/seg/<model>/<name or timestamp>/)' })
+      .option('name', { type: 'string', describe: 'run name for the default output folder' })
+      .option('json', { type: 'string', describe: 'also write summary.json to this path' })
+      .option('limit', { type: 'number', describe: 'evaluate only the first N images' })
+      .option('save-img', {
+        type: 'number',
+        default: 0,
+        describe: 'write image/mask/overlay panels of the first N images to <out>/images/',
+      })
+      .option('resume', {
+        type: 'boolean',
+        default: false,
+        describe: 'continue an interrupted run (same --out, or the latest matching one)',
+      })
+      .option('quiet', { type: 'boolean', default: false, describe: 'no progress output' }) as unknown as Argv<SegArgs>,
+  handler: async (args: ArgumentsCamelCase<SegArgs>) => {
+    await runSegCommand(args);
+  },
+};
