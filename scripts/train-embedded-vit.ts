@@ -26,7 +26,7 @@ import { buildVitWeights, expectedVitKeys } from '../src/models/vit-weights.js';
 import { Rng } from '../src/util/random.js';
 
 const args = await yargs(hideBin(process.argv))
-  .option('steps', { type: 'number', default: 1500 })
+  .option('steps', { type: 'number', default: 600 })
   .option('batch', { type: 'number', default: 16 })
   .option('lr', { type: 'number', default: 1e-3 })
   .option('seed', { type: 'number', default: 1 })
