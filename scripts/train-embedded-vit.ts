@@ -34,6 +34,12 @@ const args = await yargs(hideBin(process.argv))
   .option('depth', { type: 'number', default: 3 })
   .option('heads', { type: 'number', default: 3 })
   .option('eval-every', { type: 'number', default: 100 })
+  .option('removal-augment', {
+    type: 'number',
+    default: 0.5,
+    describe:
+      'probability that a training image has a random 0–90 % of its pixels set to black, as the perturbation test does',
+  })
   .option('out', { type: 'string', default: 'embedded/models/vit-shapes' })
   .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice })
   .strict()
@@ -86,12 +92,29 @@ function modelFromVariables(): VisionTransformer {
   );
 }
 
-function batch(seed0: number, size: number): { x: tf.Tensor4D; y: tf.Tensor1D; labels: number[] } {
+/**
+ * Pixel-removal augmentation: the perturbation test blackens pixels (0 in [0, 1] space) and asks whether the
+ * decision survives; a model that never saw black pixels fails on any removal, which would make the embedded
+ * perturbation numbers meaningless. So some training images get a random share of their pixels removed.
+ */
+function removePixels(x: Float32Array, rng: Rng): void {
+  const hw = 224 * 224;
+  const fraction = rng.uniform(0, 0.9);
+  for (let p = 0; p < hw; p++) {
+    if (rng.next() >= fraction) continue;
+    for (let c = 0; c < 3; c++) x[c * hw + p] = (0 - cfg.mean[c]!) / cfg.std[c]!;
+  }
+}
+
+function batch(seed0: number, size: number, augment = 0): { x: tf.Tensor4D; y: tf.Tensor1D; labels: number[] } {
   const xs = new Float32Array(size * 3 * 224 * 224);
   const labels: number[] = [];
+  const aug = new Rng(seed0 + 1);
   for (let i = 0; i < size; i++) {
     const s = renderShapeSample(seed0 + i, 224, 224);
-    xs.set(toModelInput(s.image, { height: 224, width: 224 }, cfg.mean, cfg.std), i * 3 * 224 * 224);
+    const x = toModelInput(s.image, { height: 224, width: 224 }, cfg.mean, cfg.std);
+    if (aug.next() < augment) removePixels(x, aug);
+    xs.set(x, i * 3 * 224 * 224);
     labels.push(s.label);
   }
   return { x: tf.tensor4d(xs, [size, 3, 224, 224]), y: tf.tensor1d(labels, 'int32'), labels };
@@ -122,7 +145,7 @@ console.log(
   `backend ${backend.description}; ${cfg.depth} blocks, D=${cfg.embed_dim}, ${cfg.num_heads} heads; ${args.steps} steps of ${args.batch}`,
 );
 for (let step = 1; step <= args.steps; step++) {
-  const { x, y } = batch(step * args.batch, args.batch);
+  const { x, y } = batch(step * args.batch, args.batch, args['removal-augment']);
   // Linear warm-up over the first 100 steps, then cosine decay to 5% of the peak.
   const warm = Math.min(1, step / 100);
   const cosine = 0.05 + 0.95 * 0.5 * (1 + Math.cos((Math.PI * step) / args.steps));

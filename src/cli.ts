@@ -1,7 +1,10 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { explainCommand } from './commands/explain.js';
+import { mergeCommand } from './commands/merge.js';
+import { perturbCommand } from './commands/perturb.js';
 import { segCommand } from './commands/seg.js';
+import { visualizeCommand } from './commands/visualize.js';
 
 /**
  * `bench`: the command-line entry. Commands only parse options and call library functions that the tests
@@ -24,6 +27,9 @@ try {
     )
     .command(explainCommand)
     .command(segCommand)
+    .command(visualizeCommand)
+    .command(perturbCommand)
+    .command(mergeCommand)
     .demandCommand(1, 'give a command')
     .strict()
     .fail((msg, err) => fail(msg, err))

@@ -14,4 +14,5 @@ export const EMBEDDED = {
   },
   segData: resolve(ROOT, 'seg/shapes-seg.mat'),
   sampleImage: resolve(ROOT, 'images/sample.png'),
+  imageFolder: resolve(ROOT, 'imagenet'),
 };

@@ -15,7 +15,7 @@ test('bench seg --method transformer_attribution runs on the embedded default wi
     encoding: 'utf8',
     timeout: 120_000,
   });
-  assert.equal(r.code ?? r.status, 0, r.stderr);
+  assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /model: embedded default/);
   assert.match(r.stderr, /data: embedded synthetic segmentation set/);
   const s = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as SegSummary;

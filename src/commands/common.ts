@@ -1,4 +1,5 @@
 import type { Argv } from 'yargs';
+import { defaultRunDir } from '../benchmarks/run-dir.js';
 import { EMBEDDED } from '../embedded.js';
 import { BACKEND_CHOICES, type BackendChoice, type BackendInfo, initBackend } from '../engine/backend.js';
 import { loadVit, type ModelSpec } from '../models/load.js';
@@ -79,4 +80,26 @@ export function loadModelFromArgs(
 /** A user-facing failure: printed as one line, no stack trace. */
 export class UsageError extends Error {
   override name = 'UsageError';
+}
+
+/** `--shard K/N` → { index: K, count: N } (0 ≤ K < N). */
+export function parseShard(value: string | undefined): { index: number; count: number } | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d+)\/(\d+)$/.exec(value.trim());
+  const index = m ? Number(m[1]) : Number.NaN;
+  const count = m ? Number(m[2]) : Number.NaN;
+  if (!m || count < 1 || index >= count)
+    throw new UsageError(`--shard ${value}: expected K/N with 0 ≤ K < N, e.g. 0/4`);
+  return { index, count };
+}
+
+/** results/<command>/<model>/<name or timestamp>[-shard-K-of-N]. */
+export function defaultOutDir(
+  command: string,
+  model: string,
+  name: string | undefined,
+  shard?: { index: number; count: number },
+): string {
+  const base = defaultRunDir(command, model, name);
+  return shard ? `${base}-shard-${shard.index}-of-${shard.count}` : base;
 }

@@ -11,6 +11,8 @@ import * as tf from '@tensorflow/tfjs';
 
 /** Whether batched matmuls should be split into per-slice 2-D matmuls (true on wasm). */
 let splitBatched = true;
+/** Multiply-adds per slice below which a batched product is not split (measured on wasm). */
+const SPLIT_MIN_WORK = 1_500_000;
 
 export function configureOps(backendName: string): void {
   splitBatched = backendName === 'wasm';
@@ -54,10 +56,10 @@ export function mm(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
 
 /** Batched product a[G,M,K] · b[G,K,N] (no transposes). */
 export function bmm(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
-  const g = a.shape[0];
-  if (!splitBatched || g === 1) return matMul(a, b);
-  const [, m, k] = a.shape;
+  const [g, m, k] = a.shape;
   const n = b.shape[2];
+  // Splitting pays off for ViT-B-sized heads (197×64×197) but costs more than it saves on small ones.
+  if (!splitBatched || g === 1 || m * k * n < SPLIT_MIN_WORK) return matMul(a, b);
   const parts: tf.Tensor2D[] = [];
   for (let i = 0; i < g; i++) {
     const ai = tf.reshape(tf.slice(a, [i, 0, 0], [1, m, k]), [m, k]) as tf.Tensor2D;

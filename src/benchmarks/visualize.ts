@@ -1,0 +1,149 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { normalizeCHW } from '../data/image.js';
+import type { ImageFolder } from '../datasets/imagenet-folder.js';
+import { type ExplAttrs, ExplanationWriter } from '../formats/expl-hdf5.js';
+import { explain } from '../methods/explain.js';
+import type { ExplanationMethod } from '../methods/types.js';
+import type { VisionTransformer } from '../models/vit.js';
+import { writeJsonAtomic } from '../util/files.js';
+import { Progress } from '../util/progress.js';
+import { type RunIdentity, readRunIdentity, sameIdentity, writeRunIdentity } from './run-dir.js';
+
+/**
+ * Explanation export (ALGORITHMS.md §4.2, `generate_visualizations.py`): for every image, each method's
+ * final map is appended to `<out>/<method>/<top|target>/results.hdf5` beside the un-normalised image and
+ * its label, in the reference's HDF5 layout (h5py reads it; `bench perturb` and the official perturbation
+ * script consume it). Rows carry their data-set index, so a run resumes by skipping the rows every file
+ * already holds, and shards (`--shard K/N`: images i with i mod N = K) merge back into one file.
+ */
+export type VisClass = 'top' | 'target';
+
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+export interface VisualizeOptions {
+  model: VisionTransformer;
+  folder: ImageFolder;
+  methods: readonly ExplanationMethod[];
+  visClass: VisClass;
+  startLayer: number;
+  outDir: string;
+  identity: RunIdentity;
+  limit?: number;
+  shard?: Shard;
+  resume?: boolean;
+  quiet?: boolean;
+  log?: (line: string) => void;
+  /** Called after each image's rows are written (tests use it to simulate an interruption). */
+  onImageDone?: (index: number) => void;
+}
+
+export interface VisualizeSummary {
+  benchmark: 'visualize';
+  model: string;
+  data: string;
+  visClass: VisClass;
+  startLayer: number;
+  shard: Shard | null;
+  images: number;
+  files: Record<string, string>;
+  constantMaps: Record<string, number>;
+  secondsPerImage: number;
+}
+
+export function visFile(outDir: string, method: string, visClass: VisClass): string {
+  return join(outDir, method, visClass, 'results.hdf5');
+}
+
+/** Data-set indices this shard processes, in order. */
+export function shardIndices(total: number, shard?: Shard): number[] {
+  const out: number[] = [];
+  for (let i = shard?.index ?? 0; i < total; i += shard?.count ?? 1) out.push(i);
+  return out;
+}
+
+export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSummary> {
+  const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  const { model, folder, methods, outDir, visClass } = opts;
+  const c = model.config;
+  const existing = existsSync(join(outDir, 'run.json'));
+  if (existing && !opts.resume) {
+    throw new Error(`${outDir} already holds a run (run.json); pass --resume to continue it, or choose another --out`);
+  }
+  if (existing && !sameIdentity(readRunIdentity(outDir), opts.identity)) {
+    throw new Error(
+      `${outDir}: cannot resume: run.json describes a different run (model, weights, data, methods or options differ)`,
+    );
+  }
+  if (!existing) writeRunIdentity(outDir, opts.identity);
+  const attrs = (method: string): ExplAttrs => ({
+    method,
+    vis_class: visClass,
+    model: c.name,
+    img_size: c.img_size,
+    start_layer: opts.startLayer,
+    written_by: 'bench visualize',
+  });
+  const writers = new Map<string, ExplanationWriter>();
+  try {
+    for (const m of methods) {
+      const file = visFile(outDir, m.name, visClass);
+      const w =
+        existing && existsSync(file)
+          ? await ExplanationWriter.open(file)
+          : await ExplanationWriter.create(file, { height: c.img_size, width: c.img_size, attrs: attrs(m.name) });
+      if (w.repaired) log(`warning: ${file}: ${w.repaired}`);
+      writers.set(m.name, w);
+    }
+    const total = Math.min(folder.length, opts.limit ?? folder.length);
+    const todo = shardIndices(total, opts.shard);
+    const done = (i: number) => methods.every((m) => writers.get(m.name)!.has(i));
+    const pending = todo.filter((i) => !done(i));
+    if (existing) log(`resuming ${outDir}: ${todo.length - pending.length} of ${todo.length} images already written`);
+    const progress = new Progress('visualize', todo.length, todo.length - pending.length, opts.quiet);
+    const constantMaps: Record<string, number> = Object.fromEntries(methods.map((m) => [m.name, 0]));
+    let seconds = 0;
+    let count = todo.length - pending.length;
+    for (const i of pending) {
+      const { image, label } = await folder.load(i);
+      const t0 = performance.now();
+      const x = tf.tensor4d(normalizeCHW(image, c.mean, c.std), [1, c.in_chans, c.img_size, c.img_size]);
+      const need = methods.filter((m) => !writers.get(m.name)!.has(i));
+      const ex = explain(model, x, need, { classes: visClass === 'top' ? 'top' : label, startLayer: opts.startLayer });
+      x.dispose();
+      seconds += (performance.now() - t0) / 1000;
+      for (const m of ex.methods) {
+        if (m.constant[0]) {
+          constantMaps[m.method]!++;
+          log(
+            `warning: ${m.method}: constant map for image ${i} (${folder.items[i]!.file}); written as zeros (the reference writes NaN)`,
+          );
+        }
+        writers.get(m.method)!.append([{ vis: m.map[0]!, image, target: label, index: i }]);
+      }
+      opts.onImageDone?.(i);
+      progress.update(++count);
+    }
+    progress.stop();
+    const summary: VisualizeSummary = {
+      benchmark: 'visualize',
+      model: c.name,
+      data: folder.root,
+      visClass,
+      startLayer: opts.startLayer,
+      shard: opts.shard ?? null,
+      images: todo.length,
+      files: Object.fromEntries(methods.map((m) => [m.name, visFile(outDir, m.name, visClass)])),
+      constantMaps,
+      secondsPerImage: pending.length ? seconds / pending.length : 0,
+    };
+    writeJsonAtomic(join(outDir, `visualize-${visClass}.json`), summary);
+    return summary;
+  } finally {
+    for (const w of writers.values()) w.close();
+  }
+}
