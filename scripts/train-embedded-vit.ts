@@ -100,8 +100,14 @@ function modelFromVariables(): VisionTransformer {
 function removePixels(x: Float32Array, rng: Rng): void {
   const hw = 224 * 224;
   const fraction = rng.uniform(0, 0.9);
+  // Half the time scattered pixels, half the time whole 16×16 patches: relevance maps are smooth at the patch
+  // scale, so the test removes contiguous regions.
+  const byPatch = rng.next() < 0.5;
+  const patchOff = new Uint8Array(196);
+  if (byPatch) for (let q = 0; q < 196; q++) patchOff[q] = rng.next() < fraction ? 1 : 0;
   for (let p = 0; p < hw; p++) {
-    if (rng.next() >= fraction) continue;
+    const off = byPatch ? patchOff[((p / 224 / 16) | 0) * 14 + (((p % 224) / 16) | 0)] === 1 : rng.next() < fraction;
+    if (!off) continue;
     for (let c = 0; c < 3; c++) x[c * hw + p] = (0 - cfg.mean[c]!) / cfg.std[c]!;
   }
 }

@@ -13,7 +13,7 @@
  * not bit for bit. Hits and AUCs are exact given the same logits' argmax.
  */
 
-import { boundaryTie, stableRanking, topkIndicesTorch } from '../metrics/topk.js';
+import { stableRanking, topkIndicesTorchWithTie } from '../metrics/topk.js';
 
 /** The fractions of pixels removed (`--scale per`). */
 export const PERTURBATION_STEPS: readonly number[] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
@@ -88,6 +88,10 @@ export interface PerturbationImageResult {
   boundaryTieSteps: number;
   /** With `keepLogits`: the logits of every forward, [0] unperturbed, then one per step. */
   logits?: Float32Array[];
+}
+
+function sameValue(a: number, b: number): boolean {
+  return a === b || (Number.isNaN(a) && Number.isNaN(b));
 }
 
 /** Statistics of one logit row, the way the reference reads them. */
@@ -194,8 +198,16 @@ export async function perturbBatch(
     const k = pixelsToRemove(P, step);
     const tied: boolean[] = [];
     const batch = ranked.map((v, i) => {
-      const idx = stable ? stable[i]!.subarray(0, k) : topkIndicesTorch(v, k);
-      tied.push(boundaryTie(v, k).tied);
+      let idx: Uint32Array;
+      if (stable) {
+        const order = stable[i]!;
+        idx = order.subarray(0, k);
+        tied.push(k > 0 && k < P && sameValue(v[order[k - 1]!]!, v[order[k]!]!));
+      } else {
+        const sel = topkIndicesTorchWithTie(v, k);
+        idx = sel.indices;
+        tied.push(sel.tie.tied);
+      }
       const img = images.slice(i * plane, (i + 1) * plane);
       for (const p of idx) for (let c = 0; c < C; c++) img[c * P + p] = 0;
       return img;
@@ -391,66 +403,3 @@ export const PERTURBATION_METRICS: readonly PerturbationMetricInfo[] = [
       'area under top-1 accuracy vs. fraction of pixels removed (0, 0.1, …, 0.9), most relevant pixels removed first',
   },
 ];
-
-// ---------------------------------------------------------------------------------------------------------
-// Maps as the reference stores them
-// ---------------------------------------------------------------------------------------------------------
-
-/**
- * `vis` from a patch-grid map as `generate_visualizations.py` makes it, bit for bit with torch 1.13 CPU:
- * `F.interpolate(raw.reshape(1, 1, h, w), scale_factor=factor, mode='bilinear')` (align_corners False), then
- * `(x − min) / (max − min)` in float32. The interpolation weights are exact in float32 for a power-of-two factor;
- * torch's kernel for this shape rounds each output once from a wider sum, which a float64 evaluation reproduces
- * (checked against every stored map of golden/e2e/perturb_S1). A constant map gives NaN everywhere, as in torch.
- * Exact ties matter: they decide which pixels `topk` removes.
- */
-export function torchUpsampleMinMax(raw: Float32Array, h: number, w: number, factor: number): Float32Array {
-  if (raw.length !== h * w) throw new RangeError(`map of ${raw.length} values is not ${h}×${w}`);
-  const H = h * factor;
-  const W = w * factor;
-  const wy = linearWeights(h, H, factor);
-  const wx = linearWeights(w, W, factor);
-  const out = new Float32Array(H * W);
-  for (let y = 0; y < H; y++) {
-    const r0 = wy.i0[y]! * w;
-    const r1 = wy.i1[y]! * w;
-    const a0 = wy.l0[y]!;
-    const a1 = wy.l1[y]!;
-    for (let x = 0; x < W; x++) {
-      const c0 = wx.i0[x]!;
-      const c1 = wx.i1[x]!;
-      const b0 = wx.l0[x]!;
-      const b1 = wx.l1[x]!;
-      out[y * W + x] = (raw[r0 + c0]! * b0 + raw[r0 + c1]! * b1) * a0 + (raw[r1 + c0]! * b0 + raw[r1 + c1]! * b1) * a1;
-    }
-  }
-  let lo = Number.POSITIVE_INFINITY;
-  let hi = Number.NEGATIVE_INFINITY;
-  for (const v of out) {
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  const range = Math.fround(hi - lo);
-  for (let i = 0; i < out.length; i++) out[i] = Math.fround(out[i]! - lo) / range; // the store rounds to float32
-  return out;
-}
-
-/** torch's `compute_source_index_and_lambda` (align_corners False) for an integer scale factor, in float32. */
-function linearWeights(inSize: number, outSize: number, factor: number) {
-  const f = Math.fround;
-  const scale = f(1 / factor);
-  const i0 = new Int32Array(outSize);
-  const i1 = new Int32Array(outSize);
-  const l0 = new Float32Array(outSize);
-  const l1 = new Float32Array(outSize);
-  for (let o = 0; o < outSize; o++) {
-    const src = Math.max(f(f(scale * f(o + 0.5)) - 0.5), 0);
-    const idx = Math.trunc(src);
-    i0[o] = idx;
-    i1[o] = idx < inSize - 1 ? idx + 1 : idx;
-    const lambda = Math.min(Math.max(f(src - idx), 0), 1);
-    l1[o] = lambda;
-    l0[o] = f(1 - lambda);
-  }
-  return { i0, i1, l0, l1 };
-}

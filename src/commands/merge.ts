@@ -57,14 +57,12 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
   command: 'merge <out> <shards..>',
   describe: 'join the output folders of --shard K/N runs (bench visualize) into one',
   builder: (y: Argv) =>
-    y
-      .positional('out', { type: 'string', describe: 'output folder', demandOption: true })
-      .positional('shards', {
-        type: 'string',
-        array: true,
-        describe: 'shard output folders',
-        demandOption: true,
-      }) as unknown as Argv<MergeArgs>,
+    y.positional('out', { type: 'string', describe: 'output folder', demandOption: true }).positional('shards', {
+      type: 'string',
+      array: true,
+      describe: 'shard output folders',
+      demandOption: true,
+    }) as unknown as Argv<MergeArgs>,
   handler: async (args: ArgumentsCamelCase<MergeArgs>) => {
     await runMerge(args);
   },

@@ -48,7 +48,19 @@ export interface BackendInfo {
 
 let active: BackendInfo | undefined;
 
-export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
+let queue: Promise<unknown> = Promise.resolve();
+
+/**
+ * Select and initialise the backend (once per process; later calls reuse it). Concurrent callers are
+ * serialised: two overlapping initialisations could otherwise leave a slower backend active.
+ */
+export function initBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
+  const next = queue.then(() => selectBackend(choice));
+  queue = next.catch(() => undefined);
+  return next;
+}
+
+async function selectBackend(choice: BackendChoice): Promise<BackendInfo> {
   if (active && (choice === 'auto' || active.name === choice)) return active;
   tf.env().set('IS_TEST', false);
   tf.env().set('PROD', true);

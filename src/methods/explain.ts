@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { VisionTransformer } from '../models/vit.js';
-import { minMaxPerSample } from './aggregate.js';
 import { type ClassRequest, PassContext } from './pass.js';
+import { minMaxInPlace, upsampleBilinearTorch } from './postprocess.js';
 import type { ExplanationMethod, HeadKind, MethodOptions } from './types.js';
 
 export interface ExplainOptions {
@@ -61,30 +61,12 @@ export function explain(
   const B = input.shape[0];
   const warnings: string[] = [];
   // Everything runs in one tidy scope; only the outputs are kept.
-  const results: { m: ExplanationMethod; raw: tf.Tensor; map: tf.Tensor; constant: boolean[] }[] = [];
+  const results: { m: ExplanationMethod; raw: tf.Tensor }[] = [];
   let classes: Record<HeadKind, number[]> | undefined;
   const [logitsT, lrpLogitsT] = tf.tidy(() => {
     const ctx = new PassContext(model, input, opts.classes ?? 'top', methods, options);
     classes = ctx.classes;
-    for (const m of methods) {
-      const raw = m.compute(ctx, options);
-      const upsampled =
-        m.resolution === 'patches'
-          ? tf.image.resizeBilinear(
-              tf.reshape(raw, [B, ...model.geo.grid, 1]) as tf.Tensor4D,
-              [c.img_size, c.img_size],
-              false,
-              true,
-            )
-          : raw;
-      const { normalized, constant } = minMaxPerSample(upsampled);
-      results.push({
-        m,
-        raw: tf.keep(tf.reshape(raw, [B, -1])),
-        map: tf.keep(tf.reshape(normalized, [B, -1])),
-        constant,
-      });
-    }
+    for (const m of methods) results.push({ m, raw: tf.keep(tf.reshape(m.compute(ctx, options), [B, -1])) });
     return [ctx.heads.classifier.logits, ctx.heads.lrp.logits];
   });
   const out = { logits: logitsT!, lrpLogits: lrpLogitsT!, classes: classes!, results };
@@ -94,19 +76,29 @@ export function explain(
     return Array.from({ length: B }, (_, i) => data.slice(i * n, (i + 1) * n));
   };
   const logits = rows(out.logits);
-  const methodsOut = out.results.map(({ m, raw, map, constant }) => {
-    constant.forEach((isConst, i) => {
-      if (isConst)
+  const methodsOut = out.results.map(({ m, raw }) => {
+    const rawRows = rows(raw);
+    // Upsampling and min–max on the host, bit for bit as torch does them (see postprocess.ts).
+    const maps = rawRows.map((r) =>
+      m.resolution === 'patches'
+        ? upsampleBilinearTorch(r, model.geo.grid[0], model.geo.grid[1], c.patch_size)
+        : Float32Array.from(r),
+    );
+    const constant = maps.map((map, i) => {
+      const ok = minMaxInPlace(map);
+      if (!ok) {
         warnings.push(
           `${m.name}: the map of input ${i} is constant; it is reported as all zeros (the reference would give NaN)`,
         );
+      }
+      return !ok;
     });
     return {
       method: m.name,
       classes: m.classFrom ? out.classes[m.classFrom] : null,
-      raw: rows(raw),
+      raw: rawRows,
       rawShape: m.resolution === 'patches' ? [...model.geo.grid] : [c.img_size, c.img_size],
-      map: rows(map),
+      map: maps,
       mapShape: [c.img_size, c.img_size],
       constant,
     };
@@ -118,7 +110,7 @@ export function explain(
     methods: methodsOut,
     warnings,
   };
-  tf.dispose([out.logits, out.lrpLogits, ...out.results.flatMap((r) => [r.raw, r.map])]);
+  tf.dispose([out.logits, out.lrpLogits, ...out.results.map((r) => r.raw)]);
   return result;
 }
 

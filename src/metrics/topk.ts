@@ -18,7 +18,7 @@
 
 /** `comp(a, b)` of torch's largest-first topk: a ranks strictly before b; NaN is greater than any number. */
 function before(a: number, b: number): boolean {
-  return (a !== a && b === b) || a > b;
+  return (Number.isNaN(a) && !Number.isNaN(b)) || a > b;
 }
 
 /** The (value, index) pairs torch's `queue` holds, as two parallel arrays. Positions are offsets into both. */
@@ -256,7 +256,7 @@ function float32Keys(values: ArrayLike<number>): Float64Array | undefined {
   for (let i = 0; i < n; i++) {
     const x = values[i]!;
     let key: number;
-    if (x !== x) key = 0;
+    if (Number.isNaN(x)) key = 0;
     else {
       f[0] = x === 0 ? 0 : x;
       if (f[0] !== x) return undefined; // not a float32 value
@@ -297,13 +297,37 @@ export function boundaryTie(values: ArrayLike<number>, k: number): BoundaryTie {
   if (k === 0) return { tied: false, value: undefined, inside: 0, outside: 0 };
   const q = new Queue(values);
   q.nthElement(0, k - 1, n);
-  const t = q.v[k - 1]!;
-  const tNaN = t !== t;
+  return tieAt(q.v, q.v[k - 1]!, k);
+}
+
+/** `topkIndicesTorch` and `boundaryTie` from one selection. */
+export function topkIndicesTorchWithTie(
+  values: ArrayLike<number>,
+  k: number,
+): { indices: Uint32Array; tie: BoundaryTie } {
+  const n = values.length;
+  checkK(n, k);
+  if (k === 0) return { indices: new Uint32Array(0), tie: { tied: false, value: undefined, inside: 0, outside: 0 } };
+  const q = new Queue(values);
+  let kth: number;
+  if (k * 64 <= n) {
+    q.heapSelect(0, k, n);
+    kth = q.v[0]!; // the heap's top is the lowest-ranked selected value
+  } else {
+    q.nthElement(0, k - 1, n);
+    kth = q.v[k - 1]!;
+  }
+  return { indices: q.ix.slice(0, k), tie: tieAt(q.v, kth, k) };
+}
+
+/** The boundary-tie counts for the k-th ranked value t (values in any order). */
+function tieAt(values: Float64Array, t: number, k: number): BoundaryTie {
+  const tNaN = Number.isNaN(t);
   let greater = 0;
   let equal = 0;
-  for (let i = 0; i < n; i++) {
-    const x = q.v[i]!;
-    if (tNaN ? x !== x : x === t) equal++;
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i]!;
+    if (tNaN ? Number.isNaN(x) : x === t) equal++;
     else if (before(x, t)) greater++;
   }
   const inside = k - greater;

@@ -83,14 +83,13 @@ export class VisionTransformer {
   /** input: normalised [B, C, H, W]. Must be called inside tf.tidy (or its trace disposed by the caller). */
   forward(input: tf.Tensor4D): VitTrace {
     const c = this.config;
-    const { grid, numTokens: N, headDim: d } = this.geo;
+    const { numTokens: N, headDim: d } = this.geo;
     const [B, C, H, W] = input.shape;
     if (C !== c.in_chans || H !== c.img_size || W !== c.img_size) {
       throw new Error(
         `input shape [${input.shape}] does not match the model (expected [B, ${c.in_chans}, ${c.img_size}, ${c.img_size}])`,
       );
     }
-    const P = c.patch_size;
     const D = c.embed_dim;
     const Hh = c.num_heads;
     const w = this.weights;
@@ -245,7 +244,7 @@ export class VisionTransformer {
       rowsPerSample(tf.max(flat, 1)),
     );
     const { grid } = this.geo;
-    const p = c.patch_size;
+    const _p = c.patch_size;
     const image = col2im(rIn, B, c.in_chans, grid, c.patch_size);
     return { attnCam, pixels: tf.sum(image, 1) as tf.Tensor3D };
   }
