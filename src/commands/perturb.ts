@@ -12,6 +12,7 @@ import type { TieRule } from '../benchmarks/perturbation-core.js';
 import { fileIdentity } from '../benchmarks/run-dir.js';
 import { findMethod } from '../methods/registry.js';
 import { writeJsonAtomic } from '../util/files.js';
+import { runVisualizeCommand } from './visualize.js';
 import {
   defaultOutDir,
   loadModelFromArgs,
@@ -63,10 +64,25 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
   let files: string[];
   if (args.vis?.length) files = args.vis.map((f) => resolve(f));
   else if (args['vis-dir']) files = findVisFiles(resolve(args['vis-dir']));
-  else {
-    throw new UsageError(
-      'give --vis FILE or --vis-dir DIR (the output of bench visualize); for the embedded default run: bench visualize --out DIR, then bench perturb --vis-dir DIR',
-    );
+  else if (!args.model && !args['model-config'] && !args.weights) {
+    // The embedded default: the embedded image folder explained by the embedded model (made once, then reused).
+    const visDir = resolve('results', 'visualize', model.config.name, 'embedded-default');
+    if (!existsSync(join(visDir, 'visualize-top.json'))) {
+      process.stderr.write(`no --vis/--vis-dir: explaining the embedded image folder first (${visDir})\n`);
+      await runVisualizeCommand({
+        method: ['all'],
+        'vis-class': 'top',
+        'start-layer': 1,
+        out: visDir,
+        resume: existsSync(join(visDir, 'run.json')),
+        quiet: args.quiet,
+        norm: args.norm,
+        backend: args.backend,
+      });
+    }
+    files = findVisFiles(visDir);
+  } else {
+    throw new UsageError('give --vis FILE or --vis-dir DIR (the output of bench visualize for this model)');
   }
   let inputs: VisInput[] = [];
   for (const f of files) inputs.push(await describeVisFile(f));
