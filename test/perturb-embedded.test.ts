@@ -12,10 +12,18 @@ const BIN = resolve(import.meta.dirname, '../bin/bench.js');
 // then runs both perturbation tests on it.
 test('bench perturb with no paths: embedded folder and model, meaningful AUCs', () => {
   const cwd = mkdtempSync(join(tmpdir(), 'bench-perturb-embedded-'));
-  const r = spawnSync(process.execPath, [BIN, 'perturb', '--out', 'pert', '--quiet'], { cwd, encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync(process.execPath, [BIN, 'perturb', '--out', 'pert', '--quiet'], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /explaining the embedded image folder first/);
-  assert.ok(existsSync(join(cwd, 'results/visualize/vit_shapes_tiny/embedded-default/transformer_attribution/top/results.hdf5')));
+  assert.ok(
+    existsSync(
+      join(cwd, 'results/visualize/vit_shapes_tiny/embedded-default/transformer_attribution/top/results.hdf5'),
+    ),
+  );
   const s = JSON.parse(readFileSync(join(cwd, 'pert', 'summary.json'), 'utf8')) as PerturbSummary;
   assert.equal(Object.keys(s.results).length, 6);
   for (const name of ['png', 'svg']) assert.ok(existsSync(join(cwd, 'pert', `perturbation.${name}`)));
