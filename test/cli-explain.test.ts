@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { ExplainJson } from '../src/commands/explain.js';
 import { encodeNpy } from '../src/formats/npy.js';
+import { bench } from './helpers/cli.js';
 import {
   GOLDEN_NAME,
   type GoldenCase,
@@ -18,13 +18,6 @@ import {
   readJson,
   toleranceFor,
 } from './helpers/golden.js';
-
-const BIN = resolve(import.meta.dirname, '../bin/bench.js');
-
-function bench(args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe('bench explain (command line)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'bench-explain-'));

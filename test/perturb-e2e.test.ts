@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { readExplanations } from '../src/formats/expl-hdf5.js';
+import { bench } from './helpers/cli.js';
 import {
   GOLDEN_NAME,
   goldenArray,
@@ -16,7 +16,6 @@ import {
   readJson,
 } from './helpers/golden.js';
 
-const BIN = resolve(import.meta.dirname, '../bin/bench.js');
 const DATA = goldenPath('e2e', 'perturb_S1', 'imagenet_val');
 const CONFIG = goldenPath('vit', 'S1', 'config.json');
 const WEIGHTS = goldenPath('vit', 'S1', 'weights.safetensors');
@@ -33,11 +32,6 @@ interface GoldenPerturb {
   perturbation: Record<string, GoldenRun>;
 }
 type PerturbJson = Record<string, Record<string, Record<'negative' | 'positive', { accuracy: number[]; auc: number }>>>;
-
-function bench(args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 600_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 const sha256 = (a: Float32Array) =>
   createHash('sha256')

@@ -1,23 +1,17 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import type { PerturbSummary } from '../src/benchmarks/perturbation.js';
-
-const BIN = resolve(import.meta.dirname, '../bin/bench.js');
+import { bench } from './helpers/cli.js';
 
 // No paths at all: bench perturb explains the embedded image folder with the embedded model (bench visualize),
 // then runs both perturbation tests on it.
 test('bench perturb with no paths: embedded folder and model, meaningful AUCs', () => {
   const cwd = mkdtempSync(join(tmpdir(), 'bench-perturb-embedded-'));
-  const r = spawnSync(process.execPath, [BIN, 'perturb', '--out', 'pert', '--quiet'], {
-    cwd,
-    encoding: 'utf8',
-    timeout: 300_000,
-  });
-  assert.equal(r.status, 0, r.stderr);
+  const r = bench(['perturb', '--out', 'pert', '--quiet'], { cwd });
+  assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /explaining the embedded image folder first/);
   assert.ok(
     existsSync(

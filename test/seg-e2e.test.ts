@@ -1,25 +1,19 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { runSegmentation, type SegSummary } from '../src/benchmarks/segmentation.js';
 import { resolveMethods } from '../src/methods/registry.js';
+import { bench } from './helpers/cli.js';
 import { GOLDEN_NAME, goldenPath, loadGoldenVit, readJson } from './helpers/golden.js';
 
-const BIN = resolve(import.meta.dirname, '../bin/bench.js');
 const MAT = goldenPath('e2e', 'seg_S1', 'gtsegs_ijcv_e2e_S1.mat');
 const CONFIG = goldenPath('vit', 'S1', 'config.json');
 const WEIGHTS = goldenPath('vit', 'S1', 'weights.safetensors');
 
 interface GoldenSegResults {
   results: Record<string, { pixAcc: number; mIoU: number; mAP: number } | { error: string }>;
-}
-
-function bench(args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 300_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 describe('bench seg end to end against the official script (e2e/seg_S1)', () => {

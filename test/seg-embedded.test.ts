@@ -1,21 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import type { SegSummary } from '../src/benchmarks/segmentation.js';
-
-const BIN = resolve(import.meta.dirname, '../bin/bench.js');
+import { bench } from './helpers/cli.js';
 
 // The README's main job: no data or model paths, the embedded synthetic set and model.
 test('bench seg --method transformer_attribution runs on the embedded default with meaningful numbers', () => {
   const dir = mkdtempSync(join(tmpdir(), 'bench-seg-embedded-'));
-  const r = spawnSync(process.execPath, [BIN, 'seg', '--method', 'transformer_attribution', '--out', dir], {
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  assert.equal(r.status, 0, r.stderr);
+  const r = bench(['seg', '--method', 'transformer_attribution', '--out', dir]);
+  assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /model: embedded default/);
   assert.match(r.stderr, /data: embedded synthetic segmentation set/);
   const s = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as SegSummary;

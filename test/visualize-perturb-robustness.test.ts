@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { runVisualize, visFile } from '../src/benchmarks/visualize.js';
 import { openImageFolder } from '../src/datasets/imagenet-folder.js';
@@ -11,13 +10,7 @@ import { initBackend } from '../src/engine/backend.js';
 import { ExplanationWriter, readExplanations } from '../src/formats/expl-hdf5.js';
 import { resolveMethods } from '../src/methods/registry.js';
 import { loadVit } from '../src/models/load.js';
-
-const BIN = resolve(import.meta.dirname, '../bin/bench.js');
-
-function bench(args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { bench } from './helpers/cli.js';
 
 test('bench visualize: an interrupted run resumes and its files equal an uninterrupted run', async () => {
   await initBackend('auto');

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { FileFormatError } from '../formats/host-tensor.js';
+import { FileFormatError, fsErrorReason } from '../formats/host-tensor.js';
 import { writeJsonAtomic } from '../util/files.js';
 
 /**
@@ -59,8 +59,7 @@ export function fileIdentity(file: string): { path: string; bytes: number; mtime
   try {
     st = statSync(file);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new FileFormatError(file, code === 'ENOENT' ? 'file not found' : `cannot read file (${code ?? String(e)})`);
+    throw new FileFormatError(file, fsErrorReason(e));
   }
   return { path: resolve(file), bytes: st.size, mtime: st.mtime.toISOString() };
 }

@@ -12,7 +12,6 @@ import type { TieRule } from '../benchmarks/perturbation-core.js';
 import { fileIdentity } from '../benchmarks/run-dir.js';
 import { findMethod } from '../methods/registry.js';
 import { writeJsonAtomic } from '../util/files.js';
-import { runVisualizeCommand } from './visualize.js';
 import {
   defaultOutDir,
   loadModelFromArgs,
@@ -21,6 +20,7 @@ import {
   UsageError,
   withModelOptions,
 } from './common.js';
+import { runVisualizeCommand } from './visualize.js';
 
 export interface PerturbArgs extends ModelArgs {
   vis?: string[];

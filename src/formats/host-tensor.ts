@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 /**
  * Tensors as they come out of a file, before they reach the engine: a flat typed array in C (row-major)
  * order plus a shape. Every weight loader returns a `StateDict` of these, always float32 for floating
@@ -49,4 +50,21 @@ export function bfloat16ToFloat(b: number): number {
   const buf = new DataView(new ArrayBuffer(4));
   buf.setUint32(0, (b & 0xffff) << 16, true);
   return buf.getFloat32(0, true);
+}
+
+/** Why a file could not be read, in words: 'file not found', 'is a directory', or 'cannot read file (CODE)'. */
+export function fsErrorReason(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'file not found';
+  if (code === 'EISDIR') return 'is a directory';
+  return `cannot read file (${code ?? (e instanceof Error ? e.message : String(e))})`;
+}
+
+/** Read a whole input file; failures become a FileFormatError naming the file. */
+export function readInputFile(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw new FileFormatError(file, fsErrorReason(e));
+  }
 }

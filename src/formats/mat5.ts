@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { inflateSync } from 'node:zlib';
-import { FileFormatError } from './host-tensor.js';
+import { FileFormatError, readInputFile } from './host-tensor.js';
 
 /**
  * A small reader for MATLAB Level-5 MAT-files (what MATLAB writes with `-v6`/`-v7` and `scipy.io.savemat` writes):
@@ -367,12 +366,6 @@ export function parseMat5(buf: Uint8Array, file: string): Map<string, MatValue> 
 
 /** Reads and parses a Level-5 MAT-file. */
 export function readMat5(file: string): Map<string, MatValue> {
-  let buf: Buffer;
-  try {
-    buf = readFileSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new FileFormatError(file, code === 'ENOENT' ? 'file not found' : `cannot read file (${code ?? String(e)})`);
-  }
+  const buf = readInputFile(file);
   return parseMat5(buf, file);
 }

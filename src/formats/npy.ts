@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { contiguousStrides, decodeStrided, ELEMENT_SIZE, type ElementType } from './element-decode.js';
-import { FileFormatError, type HostTensor, numel, shapeString } from './host-tensor.js';
+import { FileFormatError, type HostTensor, numel, readInputFile, shapeString } from './host-tensor.js';
 
 /**
  * NumPy `.npy` files (format versions 1.0, 2.0 and 3.0): the magic `\x93NUMPY`, a version, a header length,
@@ -188,13 +187,7 @@ export function parseNpy(bytes: Uint8Array, file: string): HostTensor {
 }
 
 export function readNpy(file: string): HostTensor {
-  let buf: Buffer;
-  try {
-    buf = readFileSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new FileFormatError(file, code === 'ENOENT' ? 'file not found' : `cannot read file (${code ?? String(e)})`);
-  }
+  const buf = readInputFile(file);
   return parseNpy(buf, file);
 }
 

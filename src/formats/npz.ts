@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { unzipSync } from 'fflate';
-import { FileFormatError, type StateDict } from './host-tensor.js';
+import { FileFormatError, readInputFile, type StateDict } from './host-tensor.js';
 import { parseNpy } from './npy.js';
 
 /**
@@ -8,13 +7,7 @@ import { parseNpy } from './npy.js';
  * without `.npy` (e.g. `Transformer/encoder_norm/scale`). Entries that are not `.npy` files are ignored.
  */
 export function readNpz(file: string): StateDict {
-  let buf: Buffer;
-  try {
-    buf = readFileSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new FileFormatError(file, code === 'ENOENT' ? 'file not found' : `cannot read file (${code ?? String(e)})`);
-  }
+  const buf = readInputFile(file);
   return parseNpz(buf, file);
 }
 

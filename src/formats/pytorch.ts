@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { unzipSync } from 'fflate';
 import { decodeStrided, ELEMENT_SIZE, type ElementType } from './element-decode.js';
-import { FileFormatError, type HostTensor, type StateDict } from './host-tensor.js';
+import { FileFormatError, type HostTensor, readInputFile, type StateDict } from './host-tensor.js';
 import { isTuple, PickleError, type UnpickleResult, unpickle } from './pickle.js';
 
 /**
@@ -403,12 +402,6 @@ export function parsePytorchCheckpoint(bytes: Uint8Array, file: string): StateDi
 }
 
 export function readPytorchCheckpoint(file: string): StateDict {
-  let buf: Buffer;
-  try {
-    buf = readFileSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new FileFormatError(file, code === 'ENOENT' ? 'file not found' : `cannot read file (${code ?? String(e)})`);
-  }
+  const buf = readInputFile(file);
   return parsePytorchCheckpoint(buf, file);
 }

@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { contiguousStrides, decodeStrided, ELEMENT_SIZE, type ElementType } from './element-decode.js';
-import { FileFormatError, type HostData, numel, type StateDict } from './host-tensor.js';
+import { FileFormatError, type HostData, numel, readInputFile, type StateDict } from './host-tensor.js';
 
 /**
  * safetensors: u64 little-endian header length, a JSON header {name: {dtype, shape, data_offsets}},
@@ -14,13 +13,7 @@ export interface SafetensorsFile {
 }
 
 export function readSafetensors(file: string, opts: { keepF64?: boolean } = {}): SafetensorsFile {
-  let buf: Buffer;
-  try {
-    buf = readFileSync(file);
-  } catch (e) {
-    throw new FileFormatError(file, `cannot read file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-  return parseSafetensors(buf, file, opts);
+  return parseSafetensors(readInputFile(file), file, opts);
 }
 
 export function parseSafetensors(buf: Uint8Array, file: string, opts: { keepF64?: boolean } = {}): SafetensorsFile {

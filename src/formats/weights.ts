@@ -1,8 +1,7 @@
-import { readFileSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { unzipSync } from 'fflate';
 import { googleVitToTimm, isGoogleVit } from './google-vit.js';
-import { FileFormatError, type StateDict } from './host-tensor.js';
+import { FileFormatError, readInputFile, type StateDict } from './host-tensor.js';
 import { isNpy } from './npy.js';
 import { parseNpz } from './npz.js';
 import { isZip, parsePytorchCheckpoint } from './pytorch.js';
@@ -44,16 +43,7 @@ function zipNames(bytes: Uint8Array, file: string): string[] {
 }
 
 export function readWeights(file: string): StateDict {
-  let bytes: Buffer;
-  try {
-    if (statSync(file).isDirectory()) throw new FileFormatError(file, 'is a directory, expected a weights file');
-    bytes = readFileSync(file);
-  } catch (e) {
-    if (e instanceof FileFormatError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new FileFormatError(file, code === 'ENOENT' ? 'file not found' : `cannot read file (${code ?? String(e)})`);
-  }
-  return parseWeights(bytes, file);
+  return parseWeights(readInputFile(file), file);
 }
 
 /** `readWeights` on bytes already in memory; `file` names them in errors (its extension is only a hint). */
