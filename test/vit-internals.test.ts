@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { explain } from '../src/methods/explain.js';
+import { vitPass } from '../src/methods/model-pass.js';
 import { PassContext } from '../src/methods/pass.js';
 import { findMethod, METHODS, resolveMethods } from '../src/methods/registry.js';
 import {
@@ -30,7 +31,7 @@ describe('ViT intermediates against the reference (S1)', async () => {
 
     test(`${caseName}: attention, gradients and relevance of every block`, () => {
       tf.tidy(() => {
-        const ctx = new PassContext(model, input, 'top', [ta, gc, pl], { startLayer: 0 });
+        const ctx = new PassContext(vitPass(model, input), 'top', [ta, gc, pl], { startLayer: 0 });
         for (let l = 0; l < model.depth; l++) {
           const attn = ctx.attention(l).dataSync();
           const ref = goldenArray(g, `debug.attn.block${l}`);
@@ -59,7 +60,7 @@ describe('ViT intermediates against the reference (S1)', async () => {
 
     test(`${caseName}: per-block matrices fed into the rollout (target class)`, () => {
       tf.tidy(() => {
-        const ctx = new PassContext(model, input, meta.target_class, [ta], { startLayer: 0 });
+        const ctx = new PassContext(vitPass(model, input), meta.target_class, [ta], { startLayer: 0 });
         for (let l = 0; l < model.depth; l++) {
           const mine = tf.mean(tf.relu(tf.mul(ctx.gradient('lrp', l), ctx.attnCam('ours', l))), 1).dataSync();
           const ref = goldenArray(g, `debug.transformer_attribution.target.block_cam.block${l}`);

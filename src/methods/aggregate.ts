@@ -1,11 +1,31 @@
 import * as tf from '@tensorflow/tfjs';
+import type { ModelInfo } from './model-pass.js';
+import type { MethodOptions } from './types.js';
 
-/** Helpers that turn per-block [B, H, N, N] matrices into per-patch maps; shared by several methods. */
+/** Helpers that turn per-block [B, H, N, N] matrices into per-token maps; shared by several methods. */
 
-/** Row of the CLS query, columns of the patch tokens: [B, N, N] → [B, N−1]. */
-export function clsRowPatches(m: tf.Tensor3D): tf.Tensor2D {
-  const [B, N] = m.shape;
-  return tf.reshape(tf.slice(m, [0, 0, 1], [B, 1, N - 1]), [B, N - 1]) as tf.Tensor2D;
+/** Row of the CLS query: [B, N, N] → [B, N]. */
+export function clsRow(m: tf.Tensor3D): tf.Tensor2D {
+  const [B, , N] = m.shape;
+  return tf.reshape(tf.slice(m, [0, 0, 0], [B, 1, N]), [B, N]) as tf.Tensor2D;
+}
+
+/** The patch columns of a per-token row (ViT drops the CLS column): [B, N] → [B, N−1]. */
+export function patchColumns(row: tf.Tensor2D): tf.Tensor2D {
+  const [B, N] = row.shape;
+  return tf.slice(row, [0, 1], [B, N - 1]);
+}
+
+/** Replace column 0 of [B, N] by `value` ([B, 1] or a number). BERT read-outs do this to the [CLS] entry. */
+export function setFirst(row: tf.Tensor2D, value: tf.Tensor2D | number): tf.Tensor2D {
+  const [B, N] = row.shape;
+  const first = typeof value === 'number' ? tf.fill([B, 1], value) : value;
+  return tf.concat([first, tf.slice(row, [0, 1], [B, N - 1])], 1) as tf.Tensor2D;
+}
+
+/** The reference's per-family read-out of a CLS row: ViT keeps the patch columns, BERT every token with [CLS] set to 0. */
+export function readOut(row: tf.Tensor2D, info: ModelInfo): tf.Tensor2D {
+  return info.family === 'vit' ? patchColumns(row) : setFirst(row, 0);
 }
 
 /** mean over heads of max(x, 0): [B, H, N, N] → [B, N, N] (clamp before the mean, as the reference). */
@@ -14,13 +34,12 @@ export function headMeanPositive(x: tf.Tensor4D): tf.Tensor3D {
 }
 
 /**
- * Attention rollout from block `start` to the last: J = M_start, then J = M_l · J for l > start, with
- * M_l = Ā_l + I, optionally row-normalised (the baseline rollout; ALGORITHMS.md §3.3(a)/(b), quirk Q2).
- * Only row 0 (the CLS query) of J is ever used, so the product is evaluated as a row vector times the
- * matrices from the last block down: the same numbers for a fraction of the N³ work.
- * mats[l] is Ā_l as [B, N, N] for l = start … L−1. Returns the patch columns of that row, [B, N−1].
+ * Row 0 of an attention rollout from block `start` to the last: J = M_start, then J = M_l · J for
+ * l > start, with M_l = Ā_l + I, optionally row-normalised (quirk Q2). Only row 0 (the CLS query) of J
+ * is ever used, so the product is evaluated as a row vector times the matrices from the last block down:
+ * the same numbers for a fraction of the N³ work. mats[l] = Ā_l as [B, N, N] for l = start … L−1.
  */
-export function rolloutClsRow(mats: tf.Tensor3D[], normalizeRows: boolean): tf.Tensor2D {
+export function rolloutRow0(mats: tf.Tensor3D[], normalizeRows: boolean): tf.Tensor2D {
   const [B, N] = mats[0]!.shape;
   const eye = tf.expandDims(tf.eye(N), 0);
   let row = tf.tile(tf.reshape(tf.oneHot([0], N).toFloat(), [1, 1, N]), [B, 1, 1]) as tf.Tensor3D;
@@ -29,7 +48,19 @@ export function rolloutClsRow(mats: tf.Tensor3D[], normalizeRows: boolean): tf.T
     if (normalizeRows) M = tf.div(M, tf.sum(M, -1, true));
     row = tf.matMul(row, M);
   }
-  return tf.reshape(tf.slice(row, [0, 0, 1], [B, 1, N - 1]), [B, N - 1]) as tf.Tensor2D;
+  return tf.reshape(row, [B, N]) as tf.Tensor2D;
+}
+
+/**
+ * The first block of a rollout: the user's --start-layer, else the reference's default for the method
+ * and model family (ViT scripts: 1; BERT: `bertDefault`), checked against the depth.
+ */
+export function startLayer(info: ModelInfo, opts: MethodOptions, bertDefault: number): number {
+  const s = opts.startLayer ?? (info.family === 'vit' ? 1 : bertDefault);
+  if (!Number.isInteger(s) || s < 0 || s >= info.depth) {
+    throw new Error(`--start-layer ${s} is out of range: the model has ${info.depth} blocks (0 … ${info.depth - 1})`);
+  }
+  return s;
 }
 
 /**

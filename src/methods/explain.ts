@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import type { BertForSequenceClassification } from '../models/bert.js';
 import type { VisionTransformer } from '../models/vit.js';
+import { bertPass, type ModelPass, vitPass } from './model-pass.js';
 import { type ClassRequest, PassContext } from './pass.js';
 import { minMaxInPlace, upsampleBilinearTorch } from './postprocess.js';
 import type { ExplanationMethod, HeadKind, MethodOptions } from './types.js';
@@ -7,7 +9,7 @@ import type { ExplanationMethod, HeadKind, MethodOptions } from './types.js';
 export interface ExplainOptions {
   /** 'top' (default): each method's own model's argmax; or a class index (one, or one per sample). */
   classes?: ClassRequest;
-  /** Default 1, as the reference benchmark scripts. */
+  /** First block of the rollouts; default: each method's reference default (ViT 1; BERT see the methods). */
   startLayer?: number;
 }
 
@@ -36,19 +38,10 @@ export interface Explanation {
   warnings: string[];
 }
 
-export function methodOptions(model: VisionTransformer, opts: ExplainOptions): MethodOptions {
-  const startLayer = opts.startLayer ?? 1;
-  if (!Number.isInteger(startLayer) || startLayer < 0 || startLayer >= model.depth) {
-    throw new Error(
-      `--start-layer ${startLayer} is out of range: the model has ${model.depth} blocks (0 … ${model.depth - 1})`,
-    );
-  }
-  return { startLayer };
-}
-
 /**
- * Explain a batch of normalised inputs [B, C, H, W] with several methods sharing one forward pass and
+ * Explain a batch of normalised images [B, C, H, W] with several methods sharing one forward pass and
  * one backward/relevance pass per kind (see PassContext). A batch gives the same maps as B single runs.
+ * Maps are upsampled and min–max normalised bit for bit as the reference scripts do it.
  */
 export function explain(
   model: VisionTransformer,
@@ -56,61 +49,112 @@ export function explain(
   methods: readonly ExplanationMethod[],
   opts: ExplainOptions = {},
 ): Explanation {
-  const options = methodOptions(model, opts);
   const c = model.config;
-  const B = input.shape[0];
+  const size = [c.img_size, c.img_size];
+  return run(
+    () => vitPass(model, input),
+    input.shape[0],
+    methods,
+    opts,
+    (m) => ({
+      rawShape: m.resolution === 'patches' ? [...model.geo.grid] : size,
+      mapShape: size,
+      toMap: (raw) =>
+        m.resolution === 'patches'
+          ? upsampleBilinearTorch(raw, model.geo.grid[0], model.geo.grid[1], c.patch_size)
+          : Float32Array.from(raw),
+    }),
+  );
+}
+
+/**
+ * Explain token sequences [B, N] (with their attention mask) for a BERT classifier. `raw` is the method's
+ * per-token vector as the reference returns it, [CLS] and padding positions included; `map` is its
+ * min–max normalisation (for display).
+ */
+export function explainTokens(
+  model: BertForSequenceClassification,
+  inputIds: Int32Array,
+  attentionMask: Int32Array | undefined,
+  batch: number,
+  seqLen: number,
+  methods: readonly ExplanationMethod[],
+  opts: ExplainOptions = {},
+): Explanation {
+  return run(
+    () => bertPass(model, inputIds, attentionMask, batch, seqLen),
+    batch,
+    methods,
+    opts,
+    () => ({
+      rawShape: [seqLen],
+      mapShape: [seqLen],
+      toMap: (raw) => Float32Array.from(raw),
+    }),
+  );
+}
+
+interface ReadOut {
+  rawShape: number[];
+  mapShape: number[];
+  /** The unnormalised final map of one sample's raw map. */
+  toMap: (raw: Float32Array) => Float32Array;
+}
+
+function run(
+  makePass: () => ModelPass,
+  B: number,
+  methods: readonly ExplanationMethod[],
+  opts: ExplainOptions,
+  readOut: (m: ExplanationMethod) => ReadOut,
+): Explanation {
+  const options: MethodOptions = { startLayer: opts.startLayer };
   const warnings: string[] = [];
   // Everything runs in one tidy scope; only the outputs are kept.
   const results: { m: ExplanationMethod; raw: tf.Tensor }[] = [];
   let classes: Record<HeadKind, number[]> | undefined;
   const [logitsT, lrpLogitsT] = tf.tidy(() => {
-    const ctx = new PassContext(model, input, opts.classes ?? 'top', methods, options);
+    const ctx = new PassContext(makePass(), opts.classes ?? 'top', methods, options);
     classes = ctx.classes;
     for (const m of methods) results.push({ m, raw: tf.keep(tf.reshape(m.compute(ctx, options), [B, -1])) });
-    return [ctx.heads.classifier.logits, ctx.heads.lrp.logits];
+    return [ctx.pass.logits('classifier'), ctx.pass.logits('lrp')];
   });
-  const out = { logits: logitsT!, lrpLogits: lrpLogitsT!, classes: classes!, results };
   const rows = (t: tf.Tensor): Float32Array[] => {
     const data = t.dataSync() as Float32Array;
     const n = t.shape[1]!;
     return Array.from({ length: B }, (_, i) => data.slice(i * n, (i + 1) * n));
   };
-  const logits = rows(out.logits);
-  const methodsOut = out.results.map(({ m, raw }) => {
+  const logits = rows(logitsT!);
+  const methodsOut = results.map(({ m, raw }) => {
     const rawRows = rows(raw);
-    // Upsampling and min–max on the host, bit for bit as torch does them (see postprocess.ts).
-    const maps = rawRows.map((r) =>
-      m.resolution === 'patches'
-        ? upsampleBilinearTorch(r, model.geo.grid[0], model.geo.grid[1], c.patch_size)
-        : Float32Array.from(r),
-    );
+    const r = readOut(m);
+    const maps = rawRows.map(r.toMap);
     const constant = maps.map((map, i) => {
       const ok = minMaxInPlace(map);
-      if (!ok) {
+      if (!ok)
         warnings.push(
           `${m.name}: the map of input ${i} is constant; it is reported as all zeros (the reference would give NaN)`,
         );
-      }
       return !ok;
     });
     return {
       method: m.name,
-      classes: m.classFrom ? out.classes[m.classFrom] : null,
+      classes: m.classFrom ? classes![m.classFrom] : null,
       raw: rawRows,
-      rawShape: m.resolution === 'patches' ? [...model.geo.grid] : [c.img_size, c.img_size],
+      rawShape: r.rawShape,
       map: maps,
-      mapShape: [c.img_size, c.img_size],
+      mapShape: r.mapShape,
       constant,
     };
   });
   const result: Explanation = {
     logits,
-    lrpLogits: rows(out.lrpLogits),
+    lrpLogits: rows(lrpLogitsT!),
     predicted: logits.map(argmax),
     methods: methodsOut,
     warnings,
   };
-  tf.dispose([out.logits, out.lrpLogits, ...out.results.map((r) => r.raw)]);
+  tf.dispose([logitsT!, lrpLogitsT!, ...results.map((x) => x.raw)]);
   return result;
 }
 

@@ -1,28 +1,36 @@
 import * as tf from '@tensorflow/tfjs';
-import { minMaxPerSample } from './aggregate.js';
+import { clsRow, minMaxPerSample, setFirst } from './aggregate.js';
 import type { ExplanationMethod } from './types.js';
 
 /**
- * GradCAM on the last block's attention (`generate_cam_attn`, ALGORITHMS.md §3.3(e)): each head's CLS-row
- * attention to the patches is weighted by the mean of its gradient over those same entries (quirk Q14),
- * averaged over heads, clamped at 0 and min–max normalised (inside the method, as the reference does).
+ * GradCAM on the last block's attention (ALGORITHMS.md §3.3(e), §5.3; quirk Q14). Each head's attention is
+ * weighted by the mean of its gradient, averaged over heads, clamped at 0 and min–max normalised (inside
+ * the method, as the reference does). ViT: only the CLS row's patch columns, for both the weights and the
+ * map. BERT: the weights average the gradient over the whole N×N matrix, the whole matrix is normalised,
+ * then the CLS row is read with [CLS] set to 0.
  */
 export const gradcam: ExplanationMethod = {
   name: 'gradcam',
   aliases: ['attn_gradcam'],
   paperName: 'GradCAM',
-  summary: "last block's CLS-row attention weighted by its mean gradient per head, clamped, min–max normalised",
+  summary: "last block's attention weighted by its mean gradient per head, clamped, min–max normalised",
   classFrom: 'classifier',
   resolution: 'patches',
-  needs: (model) => [{ kind: 'gradients', head: 'classifier', downTo: model.depth - 1 }],
+  needs: (info) => [{ kind: 'gradients', head: 'classifier', downTo: info.depth - 1 }],
   compute(ctx) {
-    const last = ctx.model.depth - 1;
+    const last = ctx.depth - 1;
     const A = ctx.attention(last);
+    const G = ctx.gradient('classifier', last);
     const [B, H, N] = A.shape;
+    if (ctx.family === 'bert') {
+      const w = tf.mean(G, [2, 3], true);
+      const cam = tf.relu(tf.mean(tf.mul(A, w), 1)) as tf.Tensor3D;
+      const normalized = minMaxPerSample(cam).normalized as tf.Tensor3D;
+      return setFirst(clsRow(normalized), 0);
+    }
     const row = (t: tf.Tensor4D) => tf.reshape(tf.slice(t, [0, 0, 0, 1], [B, H, 1, N - 1]), [B, H, N - 1]);
-    const a = row(A);
-    const w = tf.mean(row(ctx.gradient('classifier', last)), -1, true);
-    const cam = tf.relu(tf.mean(tf.mul(a, w), 1));
+    const w = tf.mean(row(G), -1, true);
+    const cam = tf.relu(tf.mean(tf.mul(row(A), w), 1));
     return minMaxPerSample(cam).normalized;
   },
 };

@@ -1,9 +1,9 @@
-import { clsRowPatches, headMeanPositive } from './aggregate.js';
+import { clsRow, headMeanPositive, readOut } from './aggregate.js';
 import type { ExplanationMethod } from './types.js';
 
 /**
  * Partial LRP (Voita et al.): LRP relevance of the last block's attention under the plain LRP rules,
- * positive part averaged over heads, CLS row (ALGORITHMS.md §3.3(f)).
+ * positive part averaged over heads, CLS row (ALGORITHMS.md §3.3(f), §5.3).
  */
 export const partialLrp: ExplanationMethod = {
   name: 'partial_lrp',
@@ -12,8 +12,8 @@ export const partialLrp: ExplanationMethod = {
   summary: "LRP (plain rules) relevance of the last block's attention, head mean of its positive part",
   classFrom: 'lrp',
   resolution: 'patches',
-  needs: (model) => [{ kind: 'relevance', rules: 'lrp', stop: model.depth - 1 }],
+  needs: (info) => [{ kind: 'relevance', rules: 'lrp', stop: info.depth - 1 }],
   compute(ctx) {
-    return clsRowPatches(headMeanPositive(ctx.attnCam('lrp', ctx.model.depth - 1)));
+    return readOut(clsRow(headMeanPositive(ctx.attnCam('lrp', ctx.depth - 1))), ctx.info);
   },
 };

@@ -1,53 +1,56 @@
 import * as tf from '@tensorflow/tfjs';
-import type { HeadOutput, VisionTransformer, VitTrace } from '../models/vit.js';
 import { RULE_SETS, type RuleSetName } from '../rules/index.js';
+import type { ModelFamily, ModelInfo, ModelPass } from './model-pass.js';
 import type { ExplanationMethod, HeadKind, MethodOptions, Need } from './types.js';
 
 /** The class to explain: the top class of the method's own model, or a fixed index (one, or one per sample). */
 export type ClassRequest = 'top' | number | number[];
 
 /**
- * One forward pass, at most one backward pass per classifier tail and one relevance pass per rule set,
+ * One forward pass (done by the ModelPass), at most one backward pass per classifier tail and one relevance pass per rule set,
  * shared by every requested method. Each pass stops at the shallowest block any method needs
  * (ALGORITHMS.md §7, quirk Q34): e.g. GradCAM alone back-propagates through the last block only.
  * Everything here runs inside the caller's tf.tidy.
  */
 export class PassContext {
-  readonly trace: VitTrace;
-  readonly heads: Record<HeadKind, HeadOutput>;
   /** Class explained per sample, for each classifier tail. */
   readonly classes: Record<HeadKind, number[]>;
   private readonly grads = new Map<HeadKind, (tf.Tensor3D | undefined)[]>();
-  private readonly relevance = new Map<RuleSetName, { attnCam: (tf.Tensor3D | undefined)[]; pixels?: tf.Tensor3D }>();
+  private readonly relevance = new Map<RuleSetName, { attnCam: (tf.Tensor3D | undefined)[]; input?: tf.Tensor }>();
 
   constructor(
-    readonly model: VisionTransformer,
-    input: tf.Tensor4D,
+    readonly pass: ModelPass,
     request: ClassRequest,
     methods: readonly ExplanationMethod[],
     readonly options: MethodOptions,
   ) {
-    const c = model.config;
-    this.trace = model.forward(input);
-    this.heads = {
-      lrp: model.head(this.trace, c.lrp_final_norm_eps),
-      classifier: model.head(this.trace, c.final_norm_eps),
-    };
-    const B = this.trace.batch;
+    const B = pass.batch;
     this.classes = {
-      lrp: resolveClasses(request, this.heads.lrp.logits, B, c.num_classes),
-      classifier: resolveClasses(request, this.heads.classifier.logits, B, c.num_classes),
+      lrp: resolveClasses(request, pass.logits('lrp'), B, pass.numClasses),
+      classifier: resolveClasses(request, pass.logits('classifier'), B, pass.numClasses),
     };
-    this.prepare(methods.flatMap((m) => m.needs(model, options)));
+    this.prepare(methods.flatMap((m) => m.needs(this.info, options)));
+  }
+
+  get info(): ModelInfo {
+    return { family: this.pass.family, depth: this.pass.depth };
+  }
+
+  get family(): ModelFamily {
+    return this.pass.family;
+  }
+
+  get depth(): number {
+    return this.pass.depth;
   }
 
   get batch(): number {
-    return this.trace.batch;
+    return this.pass.batch;
   }
 
   /** Attention probabilities of block l as [B, H, N, N]. */
   attention(l: number): tf.Tensor4D {
-    return this.perSample(this.trace.blocks[l]!.A);
+    return this.perSample(this.pass.attention(l));
   }
 
   /** ∂(selected logit of `head`)/∂A_l as [B, H, N, N]. */
@@ -64,47 +67,44 @@ export class PassContext {
     return this.perSample(r);
   }
 
-  /** Pixel relevance [B, H, W] under a rule set. */
-  pixels(rules: RuleSetName): tf.Tensor3D {
-    const p = this.relevance.get(rules)?.pixels;
-    if (!p) throw new Error(`internal: pixel relevance (${rules}) was not requested by any method's needs()`);
+  /** Relevance at the model input under a rule set (ViT: pixels [B, H, W]; BERT: encoder input [B, N, D]). */
+  inputRelevance(rules: RuleSetName): tf.Tensor {
+    const p = this.relevance.get(rules)?.input;
+    if (!p) throw new Error(`internal: input relevance (${rules}) was not requested by any method's needs()`);
     return p;
   }
 
   private prepare(needs: Need[]): void {
     const gradDepth = new Map<HeadKind, number>();
-    const relDepth = new Map<RuleSetName, number>(); // -1 = to the pixels
+    const relDepth = new Map<RuleSetName, number>(); // -1 = to the input
     for (const n of needs) {
       if (n.kind === 'gradients')
         gradDepth.set(n.head, Math.min(gradDepth.get(n.head) ?? Number.POSITIVE_INFINITY, n.downTo));
       else
         relDepth.set(
           n.rules,
-          Math.min(relDepth.get(n.rules) ?? Number.POSITIVE_INFINITY, n.stop === 'pixels' ? -1 : n.stop),
+          Math.min(relDepth.get(n.rules) ?? Number.POSITIVE_INFINITY, n.stop === 'input' ? -1 : n.stop),
         );
     }
-    const c = this.model.config;
     for (const [head, downTo] of gradDepth) {
-      const eps = head === 'lrp' ? c.lrp_final_norm_eps : c.final_norm_eps;
-      this.grads.set(head, this.model.attentionGradients(this.trace, eps, this.oneHot(this.classes[head]), downTo));
+      this.grads.set(head, this.pass.attentionGradients(head, this.oneHot(this.classes[head]), downTo));
     }
     // The relevance seed is the one-hot vector itself (value 1, not the logit; quirk Q8) at the LRP models' class.
     for (const [rules, depth] of relDepth) {
-      const stop = depth < 0 ? 'pixels' : depth;
       this.relevance.set(
         rules,
-        this.model.relprop(this.trace, this.heads.lrp, this.oneHot(this.classes.lrp), RULE_SETS[rules], stop),
+        this.pass.relprop(this.oneHot(this.classes.lrp), RULE_SETS[rules], depth < 0 ? 'input' : depth),
       );
     }
   }
 
   private oneHot(classes: number[]): tf.Tensor2D {
-    return tf.oneHot(tf.tensor1d(classes, 'int32'), this.model.config.num_classes).toFloat() as tf.Tensor2D;
+    return tf.oneHot(tf.tensor1d(classes, 'int32'), this.pass.numClasses).toFloat() as tf.Tensor2D;
   }
 
   private perSample(t: tf.Tensor3D): tf.Tensor4D {
     const [, n, m] = t.shape;
-    return tf.reshape(t, [this.batch, this.model.config.num_heads, n, m]);
+    return tf.reshape(t, [this.batch, this.pass.numHeads, n, m]);
   }
 }
 

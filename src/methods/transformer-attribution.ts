@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
-import { headMeanPositive, rolloutClsRow } from './aggregate.js';
+import { headMeanPositive, patchColumns, rolloutRow0, setFirst, startLayer } from './aggregate.js';
 import type { ExplanationMethod } from './types.js';
 
 /**
- * The paper's method (ALGORITHMS.md §3.3(a)): per block, Ā = mean over heads of max(∇A ⊙ R_A, 0) with R_A
- * the relevance of the attention under the paper's rules, then rollout WITHOUT row normalisation from
- * `startLayer` up; CLS row, patch columns.
+ * The paper's method (ALGORITHMS.md §3.3(a), §5.3): per block, Ā = mean over heads of max(∇A ⊙ R_A, 0)
+ * with R_A the relevance of the attention under the paper's rules, rolled out from the start layer up.
+ * ViT: WITHOUT row normalisation, start 1, patch columns of the CLS row. BERT: row-normalised, start at the
+ * last layer (the pipeline's default), the whole CLS row with its [CLS] entry set to the row's minimum.
  */
 export const transformerAttribution: ExplanationMethod = {
   name: 'transformer_attribution',
@@ -14,15 +15,20 @@ export const transformerAttribution: ExplanationMethod = {
   summary: "the paper's method: gradient-weighted LRP relevance of every block's attention, rolled out",
   classFrom: 'lrp',
   resolution: 'patches',
-  needs: (_model, opts) => [
-    { kind: 'gradients', head: 'lrp', downTo: opts.startLayer },
-    { kind: 'relevance', rules: 'ours', stop: opts.startLayer },
-  ],
+  needs: (info, opts) => {
+    const s = startLayer(info, opts, info.depth - 1);
+    return [
+      { kind: 'gradients', head: 'lrp', downTo: s },
+      { kind: 'relevance', rules: 'ours', stop: s },
+    ];
+  },
   compute(ctx, opts) {
     const mats: tf.Tensor3D[] = [];
-    for (let l = opts.startLayer; l < ctx.model.depth; l++) {
+    for (let l = startLayer(ctx.info, opts, ctx.depth - 1); l < ctx.depth; l++) {
       mats.push(headMeanPositive(tf.mul(ctx.gradient('lrp', l), ctx.attnCam('ours', l))));
     }
-    return rolloutClsRow(mats, false);
+    if (ctx.family === 'vit') return patchColumns(rolloutRow0(mats, false));
+    const row = rolloutRow0(mats, true);
+    return setFirst(row, tf.min(row, 1, true) as tf.Tensor2D);
   },
 };

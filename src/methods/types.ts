@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
-import type { VisionTransformer } from '../models/vit.js';
 import type { RuleSetName } from '../rules/types.js';
+import type { ModelInfo } from './model-pass.js';
 import type { PassContext } from './pass.js';
 
 /**
@@ -13,11 +13,14 @@ export type HeadKind = 'lrp' | 'classifier';
 /** What a method needs from the shared pass; the pass computes each thing once, as deep as the deepest need. */
 export type Need =
   | { kind: 'gradients'; head: HeadKind; downTo: number }
-  | { kind: 'relevance'; rules: RuleSetName; stop: number | 'pixels' };
+  | { kind: 'relevance'; rules: RuleSetName; stop: number | 'input' };
 
 export interface MethodOptions {
-  /** First block that enters the rollout-style aggregations (the benchmark scripts use 1). */
-  startLayer: number;
+  /**
+   * First block that enters the rollout-style aggregations. Undefined: each method's reference default
+   * (ViT scripts: 1; BERT: the last layer for transformer attribution, 0 for rollout).
+   */
+  startLayer?: number;
 }
 
 export interface ExplanationMethod {
@@ -30,9 +33,12 @@ export interface ExplanationMethod {
   readonly summary: string;
   /** Whose logits pick the "top" class; null when the map does not depend on the class. */
   readonly classFrom: HeadKind | null;
-  /** 'patches': raw maps are [B, gh·gw] on the patch grid; 'pixels': [B, H, W] at input resolution. */
+  /**
+   * ViT output: 'patches' = [B, gh·gw] on the patch grid, 'pixels' = [B, H, W] at input resolution.
+   * (BERT output is always one score per token, [B, N], [CLS] included, as the reference returns it.)
+   */
   readonly resolution: 'patches' | 'pixels';
-  needs(model: VisionTransformer, opts: MethodOptions): Need[];
+  needs(model: ModelInfo, opts: MethodOptions): Need[];
   /** The raw map, before upsampling and min–max normalisation, one row per sample. */
   compute(ctx: PassContext, opts: MethodOptions): tf.Tensor;
 }

@@ -1,0 +1,87 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { BertForSequenceClassification } from '../models/bert.js';
+import type { VisionTransformer } from '../models/vit.js';
+import type { RuleSet } from '../rules/types.js';
+import type { HeadKind } from './types.js';
+
+/**
+ * What the explanation methods need from a model, whatever its family: one forward pass already run,
+ * and the ability to run the backward and relevance passes on it. The methods stay model-agnostic
+ * except for the final read-out of a map, which differs between the reference's ViT and BERT code
+ * (see each method file).
+ */
+export type ModelFamily = 'vit' | 'bert';
+
+export interface ModelPass {
+  readonly family: ModelFamily;
+  readonly depth: number;
+  readonly numHeads: number;
+  readonly numClasses: number;
+  readonly batch: number;
+  /** Logits of a classifier tail (ViT: final LayerNorm eps differs per tail, quirk Q1; BERT: one tail). */
+  logits(head: HeadKind): tf.Tensor2D;
+  /** Attention probabilities of block l, [B·H, N, N]. */
+  attention(l: number): tf.Tensor3D;
+  attentionGradients(head: HeadKind, seed: tf.Tensor2D, downTo: number): (tf.Tensor3D | undefined)[];
+  /**
+   * Relevance from `seed` at the logits down to block `stop`'s attention, or through everything
+   * ('input': ViT → pixel relevance [B, H, W]; BERT → relevance at the encoder input [B, N, D]).
+   */
+  relprop(
+    seed: tf.Tensor2D,
+    rules: RuleSet,
+    stop: number | 'input',
+  ): { attnCam: (tf.Tensor3D | undefined)[]; input?: tf.Tensor };
+}
+
+export interface ModelInfo {
+  family: ModelFamily;
+  depth: number;
+}
+
+/** A ViT pass over a normalised batch [B, C, H, W]. Call inside tf.tidy. */
+export function vitPass(model: VisionTransformer, input: tf.Tensor4D): ModelPass {
+  const c = model.config;
+  const trace = model.forward(input);
+  const heads = { lrp: model.head(trace, c.lrp_final_norm_eps), classifier: model.head(trace, c.final_norm_eps) };
+  const eps = (head: HeadKind) => (head === 'lrp' ? c.lrp_final_norm_eps : c.final_norm_eps);
+  return {
+    family: 'vit',
+    depth: c.depth,
+    numHeads: c.num_heads,
+    numClasses: c.num_classes,
+    batch: trace.batch,
+    logits: (head) => heads[head].logits,
+    attention: (l) => trace.blocks[l]!.A,
+    attentionGradients: (head, seed, downTo) => model.attentionGradients(trace, eps(head), seed, downTo),
+    relprop: (seed, rules, stop) => {
+      // Relevance always starts at the LRP model files' tail (their class is the one explained).
+      const r = model.relprop(trace, heads.lrp, seed, rules, stop === 'input' ? 'pixels' : stop);
+      return { attnCam: r.attnCam, input: r.pixels };
+    },
+  };
+}
+
+/** A BERT pass over token ids [B, N] with an attention mask. Call inside tf.tidy. */
+export function bertPass(
+  model: BertForSequenceClassification,
+  inputIds: Int32Array,
+  attentionMask: Int32Array | undefined,
+  batch: number,
+  seqLen: number,
+): ModelPass {
+  const trace = model.forward(inputIds, attentionMask, batch, seqLen);
+  const logits = model.logits(trace);
+  return {
+    family: 'bert',
+    depth: model.depth,
+    numHeads: model.config.num_attention_heads,
+    numClasses: model.numLabels,
+    batch,
+    // Both reference model files (ours / orig LRP) share one forward: one tail.
+    logits: () => logits,
+    attention: (l) => trace.layers[l]!.P,
+    attentionGradients: (_head, seed, downTo) => model.attentionGradients(trace, seed, downTo),
+    relprop: (seed, rules, stop) => model.relprop(trace, seed, rules, stop),
+  };
+}
