@@ -1,5 +1,6 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { eraserCommand } from './commands/eraser.js';
 import { explainCommand } from './commands/explain.js';
 import { mergeCommand } from './commands/merge.js';
 import { perturbCommand } from './commands/perturb.js';
@@ -29,6 +30,7 @@ try {
     .command(segCommand)
     .command(visualizeCommand)
     .command(perturbCommand)
+    .command(eraserCommand)
     .command(mergeCommand)
     .demandCommand(1, 'give a command')
     .strict()

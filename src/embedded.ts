@@ -15,4 +15,5 @@ export const EMBEDDED = {
   segData: resolve(ROOT, 'seg/shapes-seg.mat'),
   sampleImage: resolve(ROOT, 'images/sample.png'),
   imageFolder: resolve(ROOT, 'imagenet'),
+  eraser: { data: resolve(ROOT, 'eraser/data'), model: resolve(ROOT, 'eraser/model') },
 };

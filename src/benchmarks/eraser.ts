@@ -1,0 +1,240 @@
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'csv-stringify/sync';
+import { documentWords, type EraserAnnotation, type EraserDocuments } from '../datasets/eraser.js';
+import { explainTokens } from '../methods/explain.js';
+import type { ExplanationMethod } from '../methods/types.js';
+import {
+  type HardRationale,
+  type HardRationaleScores,
+  hardRationalesForK,
+  identifierResultsLine,
+  PIPELINE_KS,
+  type ResultInstance,
+  scoreHardRationales,
+  scoresPerWord,
+} from '../metrics/eraser.js';
+import type { BertForSequenceClassification } from '../models/bert.js';
+import { writeLineChart } from '../reports/plots.js';
+import type { WordPieceTokenizer } from '../text/wordpiece.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
+import { Progress } from '../util/progress.js';
+import { type RunIdentity, readRunIdentity, sameIdentity, writeRunIdentity } from './run-dir.js';
+
+/**
+ * The ERASER movie-review benchmark (ALGORITHMS.md §5.4–5.5): each annotation's document is explained for
+ * its gold class by every requested method (one shared pass), word scores come from the word pieces (max
+ * over a word's characters), the top k words for k = 5 … 80 become hard rationales, written as the
+ * pipeline's `identifier_results_<k>.json` and scored as ERASER's metrics.py does (token-F1 = token-level
+ * instance-macro F1).
+ *
+ * Checkpointing: one JSON line per finished document in `documents.jsonl` (word scores of every method);
+ * a resumed run keeps the complete lines and continues. All result files are derived from that file at
+ * the end, so a resumed run writes the same bytes as an uninterrupted one.
+ */
+export interface EraserRunOptions {
+  model: BertForSequenceClassification;
+  tokenizer: WordPieceTokenizer;
+  annotations: readonly EraserAnnotation[];
+  documents: EraserDocuments;
+  classes: readonly string[];
+  methods: readonly ExplanationMethod[];
+  maxLength: number;
+  startLayer?: number;
+  ks?: readonly number[];
+  /** The pipeline's accumulating rationale lists (quirk Q25; default true, byte-identical files). */
+  accumulate?: boolean;
+  outDir: string;
+  identity: RunIdentity;
+  limit?: number;
+  resume?: boolean;
+  quiet?: boolean;
+  log?: (line: string) => void;
+  onDocumentDone?: (index: number) => void;
+}
+
+interface DocumentRecord {
+  index: number;
+  annotation_id: string;
+  docid: string;
+  target: number;
+  predicted: number;
+  truncated: boolean;
+  /** Per method: the raw per-token explanation (the reference's vector) and the word scores. */
+  methods: Record<string, { tokens: number[]; words: number[] }>;
+}
+
+export interface EraserMethodSummary {
+  /** token_prf.instance_macro.f1 per k (the paper's token-F1), in [0, 1]. */
+  tokenF1: Record<string, number>;
+  scores: Record<string, HardRationaleScores>;
+}
+
+export interface EraserSummary {
+  benchmark: 'eraser';
+  model: string;
+  documents: number;
+  accuracy: number;
+  ks: number[];
+  methods: Record<string, EraserMethodSummary>;
+}
+
+export async function runEraser(opts: EraserRunOptions): Promise<EraserSummary> {
+  const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  const { model, tokenizer, methods, outDir } = opts;
+  const ks = opts.ks ?? PIPELINE_KS;
+  const docsPath = join(outDir, 'documents.jsonl');
+  const annotations = opts.annotations.slice(0, opts.limit ?? opts.annotations.length);
+  let records: DocumentRecord[] = [];
+  if (existsSync(join(outDir, 'run.json'))) {
+    if (!opts.resume)
+      throw new Error(
+        `${outDir} already holds a run (run.json); pass --resume to continue it, or choose another --out`,
+      );
+    if (!sameIdentity(readRunIdentity(outDir), opts.identity)) {
+      throw new Error(
+        `${outDir}: cannot resume: run.json describes a different run (model, data, methods or options differ)`,
+      );
+    }
+    // Keep complete lines only: a killed run may have left half a line.
+    const text = existsSync(docsPath) ? readFileSync(docsPath, 'utf8') : '';
+    const complete = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
+    records = complete
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as DocumentRecord);
+    writeFileSync(docsPath, complete);
+    log(`resuming ${outDir} at document ${records.length}`);
+  } else {
+    writeRunIdentity(outDir, opts.identity);
+    writeFileSync(docsPath, '');
+  }
+  const progress = new Progress('eraser', annotations.length, records.length, opts.quiet);
+  for (let i = records.length; i < annotations.length; i++) {
+    const ann = annotations[i]!;
+    const docid = ann.evidences[0]?.[0]?.docid ?? ann.annotation_id;
+    const text = opts.documents.texts.get(docid)!;
+    const enc = tokenizer.encode(text, { maxLength: opts.maxLength });
+    const target = opts.classes.indexOf(ann.classification);
+    // The pipeline explains the gold class, not the prediction (quirk Q26).
+    const ex = explainTokens(model, enc.inputIds, enc.attentionMask, 1, enc.inputIds.length, methods, {
+      classes: target,
+      startLayer: opts.startLayer,
+    });
+    const words = documentWords(text);
+    const rec: DocumentRecord = {
+      index: i,
+      annotation_id: ann.annotation_id,
+      docid,
+      target,
+      predicted: ex.predicted[0]!,
+      truncated: enc.truncated,
+      methods: {},
+    };
+    for (const m of ex.methods) {
+      const cam = Float32Array.from(m.raw[0]!, (v) => (v > 0 ? v : 0)); // cam.clamp(min=0)
+      const wordScores = scoresPerWord(words, tokenizer, enc.inputIds, cam, {
+        document: opts.documents.files.get(docid) ?? docid,
+      });
+      rec.methods[m.method] = { tokens: Array.from(m.raw[0]!), words: Array.from(wordScores) };
+    }
+    appendFileSync(docsPath, `${JSON.stringify(rec)}\n`);
+    records.push(rec);
+    opts.onDocumentDone?.(i);
+    progress.update(i + 1);
+  }
+  progress.stop();
+  const summary = writeResults(opts, records, ks);
+  return summary;
+}
+
+function writeResults(opts: EraserRunOptions, records: DocumentRecord[], ks: readonly number[]): EraserSummary {
+  const { outDir, methods } = opts;
+  const truth = opts.annotations.slice(0, records.length);
+  const byMethod: Record<string, EraserMethodSummary> = {};
+  const csv: (string | number)[][] = [];
+  for (const m of methods) {
+    const perK = new Map<number, string[]>(ks.map((k) => [k, []]));
+    const predictions = new Map<number, ResultInstance[]>(ks.map((k) => [k, []]));
+    for (const r of records) {
+      const rationales = rationalesForShortDocs(
+        Float32Array.from(r.methods[m.name]!.words),
+        ks,
+        opts.accumulate ?? true,
+        r.docid,
+      );
+      for (const k of ks) {
+        const preds: HardRationale[] = rationales.get(k)!;
+        perK.get(k)!.push(identifierResultsLine(r.docid, preds));
+        predictions
+          .get(k)!
+          .push({
+            annotation_id: r.annotation_id,
+            rationales: [{ docid: r.docid, hard_rationale_predictions: preds }],
+          });
+      }
+    }
+    const summary: EraserMethodSummary = { tokenF1: {}, scores: {} };
+    for (const k of ks) {
+      writeFileAtomic(join(outDir, m.name, `identifier_results_${k}.json`), `${perK.get(k)!.join('\n')}\n`);
+      const report = scoreHardRationales(truth, predictions.get(k)!);
+      writeJsonAtomic(join(outDir, m.name, `scores_${k}.json`), report.scores);
+      summary.scores[k] = report.scores;
+      summary.tokenF1[k] = report.scores.token_prf.instance_macro.f1;
+      const t = report.scores.token_prf;
+      csv.push([m.name, k, t.instance_macro.f1, t.instance_macro.p, t.instance_macro.r, t.instance_micro.f1]);
+    }
+    byMethod[m.name] = summary;
+  }
+  writeFileAtomic(
+    join(outDir, 'token_f1.csv'),
+    stringify(csv, {
+      header: true,
+      columns: ['method', 'k', 'token_f1_macro', 'token_precision_macro', 'token_recall_macro', 'token_f1_micro'],
+    }),
+  );
+  const summary: EraserSummary = {
+    benchmark: 'eraser',
+    model: opts.model.config.name,
+    documents: records.length,
+    accuracy: records.filter((r) => r.predicted === r.target).length / Math.max(1, records.length),
+    ks: [...ks],
+    methods: byMethod,
+  };
+  writeJsonAtomic(join(outDir, 'summary.json'), summary);
+  return summary;
+}
+
+/**
+ * The pipeline's top-k rationales; a document with fewer scored words than k (the reference's torch.topk
+ * would raise) gets all of its words for that k.
+ */
+function rationalesForShortDocs(
+  scores: Float32Array,
+  ks: readonly number[],
+  accumulate: boolean,
+  docid: string,
+): Map<number, HardRationale[]> {
+  const fits = ks.filter((k) => k <= scores.length);
+  const out = hardRationalesForK(scores, fits, { accumulate, document: docid });
+  if (fits.length === ks.length) return out;
+  let last = fits.length ? out.get(fits.at(-1)!)! : [];
+  for (const k of ks.slice(fits.length)) {
+    const all = hardRationalesForK(scores, [scores.length], { accumulate: false, document: docid }).get(scores.length)!;
+    last = accumulate ? last.concat(all) : all;
+    out.set(k, last.slice());
+  }
+  return out;
+}
+
+/** Write the token-F1 against k plot (the paper's figure) as SVG and PNG. */
+export async function writeTokenF1Plot(outDir: string, s: EraserSummary): Promise<void> {
+  const points = Object.entries(s.methods).flatMap(([m, r]) =>
+    s.ks.map((k) => ({ x: k, y: r.tokenF1[k]!, series: m })),
+  );
+  await writeLineChart(join(outDir, 'token_f1'), points, {
+    title: `ERASER movies: token-F1 (${s.model})`,
+    xTitle: 'k (top-k words)',
+    yTitle: 'token F1',
+  });
+}

@@ -1,0 +1,201 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { runEraser, writeTokenF1Plot } from '../benchmarks/eraser.js';
+import { fileIdentity } from '../benchmarks/run-dir.js';
+import { type EraserSplit, loadEraserData, MOVIES_CLASSES } from '../datasets/eraser.js';
+import { EMBEDDED } from '../embedded.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../engine/backend.js';
+import { readInputFile } from '../formats/host-tensor.js';
+import { readWeights } from '../formats/weights.js';
+import { METHOD_NAMES, resolveMethods } from '../methods/registry.js';
+import { BertForSequenceClassification } from '../models/bert.js';
+import { readBertConfig } from '../models/bert-config.js';
+import { bertWeightsFromStateDict } from '../models/bert-weights.js';
+import { WordPieceTokenizer } from '../text/wordpiece.js';
+import { writeJsonAtomic } from '../util/files.js';
+import { defaultOutDir, startBackend, UsageError } from './common.js';
+
+export interface EraserArgs {
+  'data-dir'?: string;
+  split: EraserSplit;
+  'model-dir'?: string;
+  'model-config'?: string;
+  weights?: string;
+  vocab?: string;
+  'max-length'?: number;
+  method: string[];
+  'start-layer'?: number;
+  'reset-per-k': boolean;
+  out?: string;
+  name?: string;
+  json?: string;
+  limit?: number;
+  resume: boolean;
+  quiet: boolean;
+  backend: BackendChoice;
+}
+
+const WEIGHT_NAMES = [
+  'weights.safetensors',
+  'model.safetensors',
+  'pytorch_model.bin',
+  'classifier.pt',
+  'classifier/classifier.pt',
+];
+
+interface BertFiles {
+  config: string;
+  weights: string;
+  vocab: string;
+  /** The pipeline's model_params.json, when present (max_length, classes). */
+  params?: { max_length?: number; evidence_classifier?: { classes?: string[] } };
+}
+
+export function resolveBertFiles(
+  args: Pick<EraserArgs, 'model-dir' | 'model-config' | 'weights' | 'vocab'>,
+  embeddedDir: string,
+): BertFiles {
+  const dir = args['model-dir'] ?? (args['model-config'] || args.weights || args.vocab ? undefined : embeddedDir);
+  const config = args['model-config'] ?? (dir && join(dir, 'config.json'));
+  const vocab = args.vocab ?? (dir && join(dir, 'vocab.txt'));
+  const weights = args.weights ?? (dir && WEIGHT_NAMES.map((n) => join(dir, n)).find((f) => existsSync(f)));
+  if (!config || !vocab) throw new UsageError('give --model-dir DIR, or --model-config, --weights and --vocab');
+  if (!weights) throw new UsageError(`${dir}: no weights found (expected one of ${WEIGHT_NAMES.join(', ')})`);
+  const paramsFile = dir && join(dir, 'model_params.json');
+  const params =
+    paramsFile && existsSync(paramsFile) ? JSON.parse(readInputFile(paramsFile).toString('utf8')) : undefined;
+  return { config, weights, vocab, params };
+}
+
+export async function runEraserCommand(args: EraserArgs): Promise<void> {
+  const methods = resolveMethods(args.method);
+  const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
+  const embedded = !args['data-dir'];
+  const dataDir = args['data-dir'] ?? EMBEDDED.eraser.data;
+  if (embedded) process.stderr.write(`data: embedded synthetic movie reviews (${dataDir})\n`);
+  const files = resolveBertFiles(args, EMBEDDED.eraser.model);
+  const cfg = readBertConfig(files.config);
+  const model = new BertForSequenceClassification(
+    cfg,
+    bertWeightsFromStateDict(readWeights(files.weights), cfg, files.weights),
+  );
+  const tokenizer = WordPieceTokenizer.fromFile(files.vocab);
+  const classes = files.params?.evidence_classifier?.classes ?? MOVIES_CLASSES;
+  const maxLength = args['max-length'] ?? files.params?.max_length ?? 512;
+  if (maxLength > cfg.max_position_embeddings) {
+    throw new UsageError(
+      `--max-length ${maxLength} exceeds the model's max_position_embeddings (${cfg.max_position_embeddings}, ${files.config})`,
+    );
+  }
+  const { annotations, documents } = loadEraserData(dataDir, args.split, { classes });
+  const outDir = args.out ? resolve(args.out) : defaultOutDir('eraser', cfg.name, args.name);
+  const identity = {
+    command: 'eraser',
+    model: cfg,
+    weights: fileIdentity(files.weights),
+    vocab: fileIdentity(files.vocab),
+    data: resolve(dataDir),
+    split: args.split,
+    methods: methods.map((m) => m.name),
+    maxLength,
+    startLayer: args['start-layer'] ?? null,
+    resetPerK: args['reset-per-k'],
+    limit: args.limit ?? null,
+  };
+  process.stderr.write(
+    `backend ${backend.name}; BERT ${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}; ${annotations.length} ${args.split} documents; max length ${maxLength}; output ${outDir}\n`,
+  );
+  const summary = await runEraser({
+    model,
+    tokenizer,
+    annotations,
+    documents,
+    classes,
+    methods,
+    maxLength,
+    startLayer: args['start-layer'],
+    accumulate: !args['reset-per-k'],
+    outDir,
+    identity,
+    limit: args.limit,
+    resume: args.resume,
+    quiet: args.quiet,
+  });
+  await writeTokenF1Plot(outDir, summary);
+  if (args.json) writeJsonAtomic(resolve(args.json), summary);
+  console.log(
+    `\n${summary.documents} documents, classifier accuracy ${(100 * summary.accuracy).toFixed(1)}% (the gold class is explained)`,
+  );
+  const ks = summary.ks;
+  console.log(`| method | ${ks.map((k) => `k=${k}`).join(' | ')} |\n|---|${ks.map(() => '---').join('|')}|`);
+  for (const [m, r] of Object.entries(summary.methods))
+    console.log(`| ${m} | ${ks.map((k) => r.tokenF1[k]!.toFixed(3)).join(' | ')} |`);
+  console.log(
+    `\ntoken-F1 = token-level instance-macro F1 of ERASER's metrics.py; wrote ${outDir}/summary.json, token_f1.csv, token_f1.svg/.png, <method>/identifier_results_<k>.json, <method>/scores_<k>.json`,
+  );
+}
+
+export const eraserCommand: CommandModule<object, EraserArgs> = {
+  command: 'eraser',
+  describe:
+    'ERASER movie-reviews benchmark: top-k word rationales from BERT explanations, scored by token-F1 (metrics.py)',
+  builder: (y: Argv) =>
+    y
+      .option('data-dir', {
+        type: 'string',
+        describe: 'ERASER layout ({train,val,test}.jsonl + docs/); default: the embedded synthetic reviews',
+      })
+      .option('split', {
+        choices: ['test', 'val', 'train'] as const,
+        default: 'test' as EraserSplit,
+        describe: 'annotation split',
+      })
+      .option('model-dir', {
+        type: 'string',
+        describe: `folder with config.json, vocab.txt and weights (${WEIGHT_NAMES.join(', ')}), optionally model_params.json; default: the embedded BERT`,
+      })
+      .option('model-config', { type: 'string', describe: 'HF BertConfig config.json (instead of --model-dir)' })
+      .option('weights', {
+        type: 'string',
+        describe: 'weights: safetensors or PyTorch checkpoint (instead of --model-dir)',
+      })
+      .option('vocab', { type: 'string', describe: 'vocab.txt (instead of --model-dir)' })
+      .option('max-length', {
+        type: 'number',
+        describe: "word pieces per document incl. [CLS]/[SEP] (default: model_params.json's, else 512 as in the paper)",
+      })
+      .option('method', {
+        type: 'string',
+        array: true,
+        default: ['all'],
+        describe: `method(s) or 'all': ${METHOD_NAMES.join(', ')}`,
+      })
+      .option('start-layer', {
+        type: 'number',
+        describe: 'first layer of the rollouts (default: transformer attribution the last layer, rollout 0)',
+      })
+      .option('reset-per-k', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'write only the top-k words in file k (the pipeline accumulates top-5 ++ top-10 ++ …; same scores without ties, quirk Q25)',
+      })
+      .option('out', {
+        type: 'string',
+        describe: 'output folder (default results/eraser/<model>/<name or timestamp>/)',
+      })
+      .option('name', { type: 'string', describe: 'run name for the default output folder' })
+      .option('json', { type: 'string', describe: 'also write summary.json to this path' })
+      .option('limit', { type: 'number', describe: 'only the first N documents' })
+      .option('resume', { type: 'boolean', default: false, describe: 'continue an interrupted run in --out' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'no progress output' })
+      .option('backend', {
+        choices: BACKEND_CHOICES,
+        default: 'auto' as BackendChoice,
+        describe: 'TensorFlow.js backend',
+      }) as unknown as Argv<EraserArgs>,
+  handler: async (args: ArgumentsCamelCase<EraserArgs>) => {
+    await runEraserCommand(args);
+  },
+};
