@@ -68,3 +68,55 @@ describe('BERT methods through the shared registry (golden bert/tiny_a)', async 
     });
   }
 });
+
+test('bench explain on BERT token ids: the golden per-token vectors through the command line', async () => {
+  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { bench } = await import('./helpers/cli.js');
+  const dir = mkdtempSync(join(tmpdir(), 'bench-explain-bert-'));
+  const json = join(dir, 'out.json');
+  const html = join(dir, 'out.html');
+  const r = bench([
+    'explain',
+    '--model-config',
+    goldenPath('bert', 'tiny_a', 'config.json'),
+    '--weights',
+    goldenPath('bert', 'tiny_a', 'weights.safetensors'),
+    '--token-ids',
+    '1,17,33,5,48,22,9,61,2',
+    '--method',
+    'transformer_attribution,rollout',
+    '--json',
+    json,
+    '--html',
+    html,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(readFileSync(json, 'utf8')) as {
+    predicted: number;
+    methods: Record<string, { raw: number[] }>;
+  };
+  const g = readGoldenTensors('bert', 'tiny_a', 'outputs.safetensors');
+  assert.equal(out.predicted, 1);
+  // The defaults are the reference's: transformer attribution from the last layer, rollout from layer 0.
+  for (const [m, ref] of [
+    ['transformer_attribution', 'seq0.ours.generate_LRP.start_layer1.pred'],
+    ['rollout', 'seq0.orig_lrp.generate_rollout.start_layer0'],
+  ] as const) {
+    const want = goldenArray(g, ref);
+    assert.ok(maxAbsDiff(out.methods[m]!.raw, want) <= 1e-3 * maxAbs(want), m);
+  }
+  assert.match(readFileSync(html, 'utf8'), /<h2>transformer_attribution \(class 1\)<\/h2>/);
+  const bad = bench([
+    'explain',
+    '--model-config',
+    goldenPath('bert', 'tiny_a', 'config.json'),
+    '--weights',
+    goldenPath('bert', 'tiny_a', 'weights.safetensors'),
+    '--token-ids',
+    '1,999,2',
+  ]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--token-ids: expected comma-separated ids in \[0, 64\), found 999/);
+});

@@ -166,12 +166,10 @@ function writeResults(opts: EraserRunOptions, records: DocumentRecord[], ks: rea
       for (const k of ks) {
         const preds: HardRationale[] = rationales.get(k)!;
         perK.get(k)!.push(identifierResultsLine(r.docid, preds));
-        predictions
-          .get(k)!
-          .push({
-            annotation_id: r.annotation_id,
-            rationales: [{ docid: r.docid, hard_rationale_predictions: preds }],
-          });
+        predictions.get(k)!.push({
+          annotation_id: r.annotation_id,
+          rationales: [{ docid: r.docid, hard_rationale_predictions: preds }],
+        });
       }
     }
     const summary: EraserMethodSummary = { tokenF1: {}, scores: {} };

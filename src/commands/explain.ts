@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
@@ -12,14 +12,36 @@ import type { VisionTransformer } from '../models/vit.js';
 import type { VitConfig } from '../models/vit-config.js';
 import { overlayHeatmap, writePanelsPng } from '../reports/overlay.js';
 import { loadModelFromArgs, type ModelArgs, startBackend, withModelOptions } from './common.js';
+import { runExplainText } from './explain-text.js';
 
 export interface ExplainArgs extends ModelArgs {
   input?: string;
+  text?: string;
+  'token-ids'?: string;
+  vocab?: string;
+  'model-dir'?: string;
+  'max-length'?: number;
+  html?: string;
   method: string[];
   class?: number;
-  'start-layer': number;
+  'start-layer'?: number;
   out?: string;
   json?: string;
+}
+
+/** A BERT run: text or token ids given, or a model config in HF BertConfig form. */
+function isTextRun(args: ExplainArgs): boolean {
+  if (args.text !== undefined || args['token-ids'] || args.vocab || args['model-dir']) return true;
+  if (!args['model-config']) return false;
+  try {
+    const raw = JSON.parse(readFileSync(args['model-config'], 'utf8')) as Record<string, unknown>;
+    return (
+      raw.model_type === 'bert' ||
+      (raw.hidden_size !== undefined && raw.embed_dim === undefined && raw.model === undefined)
+    );
+  } catch {
+    return false; // the ViT config reader reports the problem
+  }
 }
 
 /** A model input ready for the engine, plus the RGB picture to draw overlays on. */
@@ -125,6 +147,7 @@ export async function runExplain(
   args: ExplainArgs,
   log: (s: string) => void = (s) => console.log(s),
 ): Promise<ExplainJson> {
+  if (isTextRun(args)) return (await runExplainText(args, log)) as ExplainJson;
   const toStdout = args.json === '-';
   const say = toStdout ? (s: string) => process.stderr.write(`${s}\n`) : log;
   const methods = resolveMethods(args.method);
@@ -154,7 +177,7 @@ export async function runExplain(
     );
   }
   for (const w of ex.warnings) process.stderr.write(`warning: ${w}\n`);
-  const json = explanationJson(ex, model, backend.name, inputFile, args['start-layer']);
+  const json = explanationJson(ex, model, backend.name, inputFile, args['start-layer'] ?? 1);
   if (args.json) {
     const text = `${JSON.stringify(json)}\n`;
     if (toStdout) process.stdout.write(text);
@@ -195,7 +218,6 @@ export const explainCommand: CommandModule<object, ExplainArgs> = {
     withModelOptions(y)
       .option('input', {
         type: 'string',
-        demandOption: true,
         describe:
           'PNG/JPEG image (resized to the model size with Pillow-exact bilinear, then normalised) or .npy float32 [1,3,H,W] / [3,H,W] already normalised; default: an embedded sample image',
       })
@@ -211,9 +233,29 @@ export const explainCommand: CommandModule<object, ExplainArgs> = {
       })
       .option('start-layer', {
         type: 'number',
-        default: 1,
         describe:
-          'first block entering the rollouts of rollout and transformer_attribution (the benchmark scripts use 1, the notebooks 0)',
+          "first block entering the rollouts of rollout and transformer_attribution (default: the reference scripts' choice: ViT 1; BERT transformer attribution the last layer, rollout 0)",
+      })
+      .option('text', {
+        type: 'string',
+        describe: "BERT: the text to explain (tokenised with the model's vocab.txt, [CLS] … [SEP])",
+      })
+      .option('token-ids', {
+        type: 'string',
+        describe: 'BERT: comma-separated token ids instead of --text, e.g. 1,17,33,2',
+      })
+      .option('vocab', { type: 'string', describe: "BERT: vocab.txt (default: the model folder's)" })
+      .option('model-dir', {
+        type: 'string',
+        describe: 'BERT: folder with config.json, vocab.txt and weights (default with --text: the embedded BERT)',
+      })
+      .option('max-length', {
+        type: 'number',
+        describe: 'BERT: word pieces incl. [CLS]/[SEP]; longer texts are truncated with a warning',
+      })
+      .option('html', {
+        type: 'string',
+        describe: 'BERT: write an HTML page of the tokens coloured by relevance, one row per method',
       })
       .option('out', { type: 'string', describe: 'write a PNG: the input and one heat-map overlay panel per method' })
       .option('json', {
