@@ -19,7 +19,7 @@ import { writeLineChart } from '../reports/plots.js';
 import type { WordPieceTokenizer } from '../text/wordpiece.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
 import { Progress } from '../util/progress.js';
-import { type RunIdentity, readRunIdentity, sameIdentity, writeRunIdentity } from './run-dir.js';
+import { beginRun, type RunIdentity } from './run-dir.js';
 
 /**
  * The ERASER movie-review benchmark (ALGORITHMS.md §5.4–5.5): each annotation's document is explained for
@@ -86,16 +86,7 @@ export async function runEraser(opts: EraserRunOptions): Promise<EraserSummary> 
   const docsPath = join(outDir, 'documents.jsonl');
   const annotations = opts.annotations.slice(0, opts.limit ?? opts.annotations.length);
   let records: DocumentRecord[] = [];
-  if (existsSync(join(outDir, 'run.json'))) {
-    if (!opts.resume)
-      throw new Error(
-        `${outDir} already holds a run (run.json); pass --resume to continue it, or choose another --out`,
-      );
-    if (!sameIdentity(readRunIdentity(outDir), opts.identity)) {
-      throw new Error(
-        `${outDir}: cannot resume: run.json describes a different run (model, data, methods or options differ)`,
-      );
-    }
+  if (beginRun(outDir, opts.identity, opts.resume)) {
     // Keep complete lines only: a killed run may have left half a line.
     const text = existsSync(docsPath) ? readFileSync(docsPath, 'utf8') : '';
     const complete = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
@@ -106,7 +97,6 @@ export async function runEraser(opts: EraserRunOptions): Promise<EraserSummary> 
     writeFileSync(docsPath, complete);
     log(`resuming ${outDir} at document ${records.length}`);
   } else {
-    writeRunIdentity(outDir, opts.identity);
     writeFileSync(docsPath, '');
   }
   const progress = new Progress('eraser', annotations.length, records.length, opts.quiet);
@@ -132,7 +122,7 @@ export async function runEraser(opts: EraserRunOptions): Promise<EraserSummary> 
       methods: {},
     };
     for (const m of ex.methods) {
-      const cam = Float32Array.from(m.raw[0]!, (v) => (v > 0 ? v : 0)); // cam.clamp(min=0)
+      const cam = Float32Array.from(m.raw[0]!, (v) => Math.max(v, 0)); // cam.clamp(min=0)
       const wordScores = scoresPerWord(words, tokenizer, enc.inputIds, cam, {
         document: opts.documents.files.get(docid) ?? docid,
       });

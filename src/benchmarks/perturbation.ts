@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { stringify } from 'csv-stringify/sync';
@@ -18,7 +18,7 @@ import {
   pixelsToRemove,
   type TieRule,
 } from './perturbation-core.js';
-import { type RunIdentity, readRunIdentity, sameIdentity, writeRunIdentity } from './run-dir.js';
+import { beginRun, type RunIdentity } from './run-dir.js';
 
 /**
  * The positive/negative perturbation test (ALGORITHMS.md §4.3) over explanation files written by
@@ -114,20 +114,10 @@ export async function runPerturbation(opts: PerturbRunOptions): Promise<PerturbS
       }
     }
     let state: PerturbState;
-    if (existsSync(statePath)) {
-      if (!opts.resume)
-        throw new Error(
-          `${outDir} already holds a run (state.json); pass --resume to continue it, or choose another --out`,
-        );
-      if (!sameIdentity(readRunIdentity(outDir), opts.identity)) {
-        throw new Error(
-          `${outDir}: cannot resume: run.json describes a different run (model, files, settings or options differ)`,
-        );
-      }
+    if (beginRun(outDir, opts.identity, opts.resume, 'state.json')) {
       state = JSON.parse(readFileSync(statePath, 'utf8')) as PerturbState;
       log(`resuming ${outDir}`);
     } else {
-      writeRunIdentity(outDir, opts.identity);
       state = { runs: {} };
       for (const i of opts.inputs)
         for (const s of opts.settings)

@@ -63,3 +63,28 @@ export function fileIdentity(file: string): { path: string; bytes: number; mtime
   }
   return { path: resolve(file), bytes: st.size, mtime: st.mtime.toISOString() };
 }
+
+/**
+ * Start or resume a run in `outDir`. A folder that already holds a run (its `marker` file exists) is
+ * continued only with `resume` and only when its run.json matches `identity` exactly; otherwise the
+ * identity is written and a fresh run starts. Returns whether the run resumes.
+ */
+export function beginRun(
+  outDir: string,
+  identity: RunIdentity,
+  resume: boolean | undefined,
+  marker = 'run.json',
+): boolean {
+  if (!existsSync(join(outDir, marker))) {
+    writeRunIdentity(outDir, identity);
+    return false;
+  }
+  if (!resume)
+    throw new Error(`${outDir} already holds a run (${marker}); pass --resume to continue it, or choose another --out`);
+  if (!sameIdentity(readRunIdentity(outDir), identity)) {
+    throw new Error(
+      `${outDir}: cannot resume: run.json describes a different run (model, weights, data, methods or options differ)`,
+    );
+  }
+  return true;
+}

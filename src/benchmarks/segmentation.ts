@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { stringify } from 'csv-stringify/sync';
@@ -17,7 +17,7 @@ import type { VisionTransformer } from '../models/vit.js';
 import { overlayHeatmap, writePanelsPng } from '../reports/overlay.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
 import { Progress } from '../util/progress.js';
-import { type RunIdentity, readRunIdentity, sameIdentity, writeRunIdentity } from './run-dir.js';
+import { beginRun, type RunIdentity } from './run-dir.js';
 
 /**
  * The ImageNet-segmentation benchmark (ALGORITHMS.md §4.1): for each image, every requested method's map
@@ -110,22 +110,11 @@ export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> 
     const statePath = join(outDir, 'state.json');
     const csvPath = join(outDir, 'per_image.csv');
     let state: SegState;
-    if (existsSync(statePath)) {
-      if (!opts.resume) {
-        throw new Error(
-          `${outDir} already holds a run (state.json); pass --resume to continue it, or choose another --out`,
-        );
-      }
-      if (!sameIdentity(readRunIdentity(outDir), opts.identity)) {
-        throw new Error(
-          `${outDir}: cannot resume: run.json describes a different run (model, weights, data, methods or options differ)`,
-        );
-      }
+    if (beginRun(outDir, opts.identity, opts.resume, 'state.json')) {
       state = JSON.parse(readFileSync(statePath, 'utf8')) as SegState;
       truncateSync(csvPath, state.csvBytes);
       log(`resuming ${outDir} at image ${state.nextIndex}`);
     } else {
-      writeRunIdentity(outDir, opts.identity);
       writeFileSync(csvPath, stringify([], { header: true, columns: [...CSV_COLUMNS] }));
       state = {
         nextIndex: 0,

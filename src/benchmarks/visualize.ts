@@ -9,7 +9,7 @@ import type { ExplanationMethod } from '../methods/types.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { writeJsonAtomic } from '../util/files.js';
 import { Progress } from '../util/progress.js';
-import { type RunIdentity, readRunIdentity, sameIdentity, writeRunIdentity } from './run-dir.js';
+import { beginRun, type RunIdentity } from './run-dir.js';
 
 /**
  * Explanation export (ALGORITHMS.md §4.2, `generate_visualizations.py`): for every image, each method's
@@ -70,16 +70,7 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const { model, folder, methods, outDir, visClass } = opts;
   const c = model.config;
-  const existing = existsSync(join(outDir, 'run.json'));
-  if (existing && !opts.resume) {
-    throw new Error(`${outDir} already holds a run (run.json); pass --resume to continue it, or choose another --out`);
-  }
-  if (existing && !sameIdentity(readRunIdentity(outDir), opts.identity)) {
-    throw new Error(
-      `${outDir}: cannot resume: run.json describes a different run (model, weights, data, methods or options differ)`,
-    );
-  }
-  if (!existing) writeRunIdentity(outDir, opts.identity);
+  const existing = beginRun(outDir, opts.identity, opts.resume);
   const attrs = (method: string): ExplAttrs => ({
     method,
     vis_class: visClass,

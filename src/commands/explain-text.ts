@@ -13,7 +13,7 @@ import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { writeFileAtomic } from '../util/files.js';
 import { startBackend, UsageError } from './common.js';
 import { resolveBertFiles } from './eraser.js';
-import type { ExplainArgs } from './explain.js';
+import { type ExplainArgs, methodsJson } from './explain.js';
 
 /**
  * `bench explain` for a BERT sequence classifier: --text (tokenised with the model's vocab.txt) or
@@ -95,18 +95,7 @@ export async function runExplainText(args: ExplainArgs, log: (s: string) => void
     logits,
     predicted: ex.predicted[0]!,
     startLayer: args['start-layer'] ?? null,
-    methods: Object.fromEntries(
-      ex.methods.map((m) => [
-        m.method,
-        {
-          class: m.classes ? m.classes[0]! : null,
-          raw: Array.from(m.raw[0]!),
-          rawShape: m.rawShape,
-          map: Array.from(m.map[0]!),
-          mapShape: m.mapShape,
-        },
-      ]),
-    ),
+    methods: methodsJson(ex),
     warnings: ex.warnings,
   };
   if (args.json) {

@@ -103,6 +103,22 @@ export interface ExplainJson {
   warnings: string[];
 }
 
+/** The per-method part of the JSON output, shared by the image and text forms: first sample, flat arrays. */
+export function methodsJson(ex: Explanation): ExplainJson['methods'] {
+  return Object.fromEntries(
+    ex.methods.map((m) => [
+      m.method,
+      {
+        class: m.classes ? m.classes[0]! : null,
+        raw: Array.from(m.raw[0]!),
+        rawShape: m.rawShape,
+        map: Array.from(m.map[0]!),
+        mapShape: m.mapShape,
+      },
+    ]),
+  );
+}
+
 export function explanationJson(
   ex: Explanation,
   model: VisionTransformer,
@@ -118,18 +134,7 @@ export function explanationJson(
     lrpLogits: Array.from(ex.lrpLogits[0]!),
     predicted: ex.predicted[0]!,
     startLayer,
-    methods: Object.fromEntries(
-      ex.methods.map((m) => [
-        m.method,
-        {
-          class: m.classes ? m.classes[0]! : null,
-          raw: Array.from(m.raw[0]!),
-          rawShape: m.rawShape,
-          map: Array.from(m.map[0]!),
-          mapShape: m.mapShape,
-        },
-      ]),
-    ),
+    methods: methodsJson(ex),
     warnings: ex.warnings,
   };
 }
