@@ -25,7 +25,7 @@ function assertClose(a: unknown, b: unknown, path = ''): void {
     assert.ok(Math.abs((a as number) - b) <= 1e-12, `${path}: ${a} vs ${b}`);
   } else if (Array.isArray(b)) {
     assert.ok(Array.isArray(a) && a.length === b.length, path);
-    b.forEach((x, i) => assertClose((a as unknown[])[i], x, `${path}[${i}]`));
+    for (const [i, x] of b.entries()) assertClose((a as unknown[])[i], x, `${path}[${i}]`);
   } else if (b && typeof b === 'object') {
     assert.deepEqual(Object.keys(a as object).sort(), Object.keys(b).sort(), path);
     for (const [k, v] of Object.entries(b)) assertClose((a as Record<string, unknown>)[k], v, `${path}.${k}`);
