@@ -82,7 +82,8 @@ export async function runEraserCommand(args: EraserArgs): Promise<void> {
   );
   const tokenizer = WordPieceTokenizer.fromFile(files.vocab);
   const classes = files.params?.evidence_classifier?.classes ?? MOVIES_CLASSES;
-  const maxLength = args['max-length'] ?? files.params?.max_length ?? 512;
+  // The paper's 512, or as many positions as the model has when it has fewer.
+  const maxLength = args['max-length'] ?? files.params?.max_length ?? Math.min(512, cfg.max_position_embeddings);
   if (maxLength > cfg.max_position_embeddings) {
     throw new UsageError(
       `--max-length ${maxLength} exceeds the model's max_position_embeddings (${cfg.max_position_embeddings}, ${files.config})`,

@@ -492,8 +492,12 @@ export function generateReview(index: number, opts: SyntheticReviewOptions = {})
   let nTok = count(sentiment);
   let nPieces = pieces(sentiment);
   const neutral: Sentence[] = [];
+  let pool: string[] = [];
   for (let tries = 0; nTok < target && tries < 200; tries++) {
-    const s: Sentence = { tokens: words(fill(pick(rng, NEUTRAL), rng, cast)) };
+    // Templates without replacement (a fresh pool when all are used), so a review rarely repeats itself.
+    if (pool.length === 0) pool = NEUTRAL.slice();
+    const template = pool.splice(rng.int(0, pool.length), 1)[0]!;
+    const s: Sentence = { tokens: words(fill(template, rng, cast)) };
     const p = pieces([s]);
     if (nTok + s.tokens.length > maxTokens || nPieces + p > maxPieces) continue;
     neutral.push(s);
