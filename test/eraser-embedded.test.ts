@@ -14,12 +14,13 @@ test('bench eraser --split test runs on the embedded default with meaningful tok
   assert.match(r.stderr, /data: embedded synthetic movie reviews/);
   const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as EraserSummary;
   assert.equal(s.documents, 40);
-  assert.ok(s.accuracy >= 0.9, `classifier accuracy ${s.accuracy}`);
+  assert.ok(s.accuracy >= 0.95, `classifier accuracy ${s.accuracy}`);
   assert.equal(Object.keys(s.methods).length, 6);
-  // About 9% of the tokens are evidence, so picking words at random scores a token-F1 of at most ~0.09;
-  // every method's best token-F1 over k must be well above that.
-  for (const [m, r2] of Object.entries(s.methods)) {
-    const best = Math.max(...Object.values(r2.tokenF1));
-    assert.ok(best > 0.15, `${m}: best token-F1 ${best}`);
+  // Words picked at random score a token-F1 of about 0.05 / 0.08 / 0.11 at k = 5 / 10 / 20 (it rises with k
+  // towards the evidence share; embedded/eraser/README.md). The attention-based methods and the paper's
+  // method must clearly beat that at small k, where the ranking matters.
+  for (const m of ['rollout', 'raw_attention', 'partial_lrp', 'lrp', 'transformer_attribution']) {
+    const f = s.methods[m]!.tokenF1;
+    assert.ok(f[5]! > 0.15 && f[10]! > 0.15 && f[20]! > 0.15, `${m}: token-F1 at k=5/10/20 ${f[5]} ${f[10]} ${f[20]}`);
   }
 });
