@@ -19,7 +19,7 @@ import { writeLineChart } from '../reports/plots.js';
 import type { WordPieceTokenizer } from '../text/wordpiece.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
 import { Progress } from '../util/progress.js';
-import { beginRun, type RunIdentity } from './run-dir.js';
+import { beginRun, type RunControl } from './run-dir.js';
 
 /**
  * The ERASER movie-review benchmark (ALGORITHMS.md §5.4–5.5): each annotation's document is explained for
@@ -32,7 +32,7 @@ import { beginRun, type RunIdentity } from './run-dir.js';
  * a resumed run keeps the complete lines and continues. All result files are derived from that file at
  * the end, so a resumed run writes the same bytes as an uninterrupted one.
  */
-export interface EraserRunOptions {
+export interface EraserRunOptions extends RunControl {
   model: BertForSequenceClassification;
   tokenizer: WordPieceTokenizer;
   annotations: readonly EraserAnnotation[];
@@ -44,12 +44,6 @@ export interface EraserRunOptions {
   ks?: readonly number[];
   /** The pipeline's accumulating rationale lists (quirk Q25; default true, byte-identical files). */
   accumulate?: boolean;
-  outDir: string;
-  identity: RunIdentity;
-  limit?: number;
-  resume?: boolean;
-  quiet?: boolean;
-  log?: (line: string) => void;
   onDocumentDone?: (index: number) => void;
 }
 

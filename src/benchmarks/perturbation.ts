@@ -18,7 +18,7 @@ import {
   pixelsToRemove,
   type TieRule,
 } from './perturbation-core.js';
-import { beginRun, type RunIdentity } from './run-dir.js';
+import { beginRun, type RunControl } from './run-dir.js';
 
 /**
  * The positive/negative perturbation test (ALGORITHMS.md §4.3) over explanation files written by
@@ -36,18 +36,12 @@ export interface VisInput {
   visClass: string;
 }
 
-export interface PerturbRunOptions {
+export interface PerturbRunOptions extends RunControl {
   model: VisionTransformer;
   inputs: readonly VisInput[];
   settings: readonly Setting[];
   ties: TieRule;
   batchSize: number;
-  outDir: string;
-  identity: RunIdentity;
-  limit?: number;
-  resume?: boolean;
-  quiet?: boolean;
-  log?: (line: string) => void;
   onBatchDone?: (key: string, nextRow: number) => void;
 }
 

@@ -14,6 +14,17 @@ export interface RunIdentity {
   [key: string]: unknown;
 }
 
+/** What every checkpointed benchmark run takes besides its own inputs. */
+export interface RunControl {
+  outDir: string;
+  /** Identity of the run (model, weights, data, methods, options), stored in run.json. */
+  identity: RunIdentity;
+  limit?: number;
+  resume?: boolean;
+  quiet?: boolean;
+  log?: (line: string) => void;
+}
+
 export function timestampName(d = new Date()): string {
   return d
     .toISOString()

@@ -17,7 +17,7 @@ import type { VisionTransformer } from '../models/vit.js';
 import { overlayHeatmap, writePanelsPng } from '../reports/overlay.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
 import { Progress } from '../util/progress.js';
-import { beginRun, type RunIdentity } from './run-dir.js';
+import { beginRun, type RunControl } from './run-dir.js';
 
 /**
  * The ImageNet-segmentation benchmark (ALGORITHMS.md §4.1): for each image, every requested method's map
@@ -28,19 +28,12 @@ import { beginRun, type RunIdentity } from './run-dir.js';
  * CSV length) is replaced atomically after each image. A resumed run truncates the CSV to the recorded
  * length and continues, so its outputs equal an uninterrupted run's.
  */
-export interface SegRunOptions {
+export interface SegRunOptions extends RunControl {
   model: VisionTransformer;
   dataFile: string;
   methods: readonly ExplanationMethod[];
   startLayer: number;
-  outDir: string;
-  /** Identity of the run (model, weights, data, methods, options) stored in run.json. */
-  identity: RunIdentity;
-  limit?: number;
   saveImg?: number;
-  resume?: boolean;
-  quiet?: boolean;
-  log?: (line: string) => void;
   /** Called after each image is checkpointed (tests use it to simulate an interruption). */
   onImageDone?: (index: number) => void;
   /** Paper numbers to show beside ours (when the model is the paper's). */

@@ -9,7 +9,7 @@ import type { ExplanationMethod } from '../methods/types.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { writeJsonAtomic } from '../util/files.js';
 import { Progress } from '../util/progress.js';
-import { beginRun, type RunIdentity } from './run-dir.js';
+import { beginRun, type RunControl } from './run-dir.js';
 
 /**
  * Explanation export (ALGORITHMS.md §4.2, `generate_visualizations.py`): for every image, each method's
@@ -25,19 +25,13 @@ export interface Shard {
   count: number;
 }
 
-export interface VisualizeOptions {
+export interface VisualizeOptions extends RunControl {
   model: VisionTransformer;
   folder: ImageFolder;
   methods: readonly ExplanationMethod[];
   visClass: VisClass;
   startLayer: number;
-  outDir: string;
-  identity: RunIdentity;
-  limit?: number;
   shard?: Shard;
-  resume?: boolean;
-  quiet?: boolean;
-  log?: (line: string) => void;
   /** Called after each image's rows are written (tests use it to simulate an interruption). */
   onImageDone?: (index: number) => void;
 }

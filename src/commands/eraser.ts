@@ -7,11 +7,8 @@ import { type EraserSplit, loadEraserData, MOVIES_CLASSES } from '../datasets/er
 import { EMBEDDED } from '../embedded.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../engine/backend.js';
 import { readInputFile } from '../formats/host-tensor.js';
-import { readWeights } from '../formats/weights.js';
 import { METHOD_NAMES, resolveMethods } from '../methods/registry.js';
-import { BertForSequenceClassification } from '../models/bert.js';
-import { readBertConfig } from '../models/bert-config.js';
-import { bertWeightsFromStateDict } from '../models/bert-weights.js';
+import { loadBert } from '../models/load.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { writeJsonAtomic } from '../util/files.js';
 import { defaultOutDir, startBackend, UsageError } from './common.js';
@@ -75,11 +72,8 @@ export async function runEraserCommand(args: EraserArgs): Promise<void> {
   const dataDir = args['data-dir'] ?? EMBEDDED.eraser.data;
   if (embedded) process.stderr.write(`data: embedded synthetic movie reviews (${dataDir})\n`);
   const files = resolveBertFiles(args, EMBEDDED.eraser.model);
-  const cfg = readBertConfig(files.config);
-  const model = new BertForSequenceClassification(
-    cfg,
-    bertWeightsFromStateDict(readWeights(files.weights), cfg, files.weights),
-  );
+  const model = loadBert(files.config, files.weights);
+  const cfg = model.config;
   const tokenizer = WordPieceTokenizer.fromFile(files.vocab);
   const classes = files.params?.evidence_classifier?.classes ?? MOVIES_CLASSES;
   // The paper's 512, or as many positions as the model has when it has fewer.

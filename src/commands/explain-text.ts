@@ -2,12 +2,9 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { EMBEDDED } from '../embedded.js';
 import { FileFormatError } from '../formats/host-tensor.js';
-import { readWeights } from '../formats/weights.js';
 import { explainTokens } from '../methods/explain.js';
 import { resolveMethods } from '../methods/registry.js';
-import { BertForSequenceClassification } from '../models/bert.js';
-import { readBertConfig } from '../models/bert-config.js';
-import { bertWeightsFromStateDict } from '../models/bert-weights.js';
+import { loadBert } from '../models/load.js';
 import { tokenHtml, tokenTerminal } from '../reports/token-view.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { writeFileAtomic } from '../util/files.js';
@@ -32,11 +29,8 @@ export async function runExplainText(args: ExplainArgs, log: (s: string) => void
     { 'model-dir': args['model-dir'], 'model-config': args['model-config'], weights: args.weights, vocab },
     EMBEDDED.eraser.model,
   );
-  const cfg = readBertConfig(files.config);
-  const model = new BertForSequenceClassification(
-    cfg,
-    bertWeightsFromStateDict(readWeights(files.weights), cfg, files.weights),
-  );
+  const model = loadBert(files.config, files.weights);
+  const cfg = model.config;
   const maxLength = args['max-length'] ?? files.params?.max_length ?? cfg.max_position_embeddings;
   let ids: Int32Array;
   let tokens: string[];

@@ -1,4 +1,7 @@
 import { readWeights } from '../formats/weights.js';
+import { BertForSequenceClassification } from './bert.js';
+import { readBertConfig } from './bert-config.js';
+import { bertWeightsFromStateDict } from './bert-weights.js';
 import { VisionTransformer } from './vit.js';
 import { readVitConfig, type VitConfig, vitPreset } from './vit-config.js';
 import { vitWeightsFromStateDict } from './vit-weights.js';
@@ -27,4 +30,10 @@ export function loadVit(spec: ModelSpec): VisionTransformer {
   const cfg = resolveVitConfig(spec);
   const sd = readWeights(spec.weightsFile);
   return new VisionTransformer(cfg, vitWeightsFromStateDict(sd, cfg, spec.weightsFile));
+}
+
+/** Read an HF BertConfig config.json and a checkpoint (safetensors or PyTorch) into a ready model. */
+export function loadBert(configFile: string, weightsFile: string): BertForSequenceClassification {
+  const cfg = readBertConfig(configFile);
+  return new BertForSequenceClassification(cfg, bertWeightsFromStateDict(readWeights(weightsFile), cfg, weightsFile));
 }
