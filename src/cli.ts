@@ -4,6 +4,8 @@ import { eraserCommand } from './commands/eraser.js';
 import { explainCommand } from './commands/explain.js';
 import { mergeCommand } from './commands/merge.js';
 import { perturbCommand } from './commands/perturb.js';
+import { regressCommand } from './commands/regress.js';
+import { reportCommand } from './commands/report.js';
 import { segCommand } from './commands/seg.js';
 import { visualizeCommand } from './commands/visualize.js';
 
@@ -32,6 +34,8 @@ try {
     .command(perturbCommand)
     .command(eraserCommand)
     .command(mergeCommand)
+    .command(regressCommand)
+    .command(reportCommand)
     .demandCommand(1, 'give a command')
     .strict()
     .fail((msg, err) => fail(msg, err))

@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { defaultRunDir, fileIdentity, findResumableRun } from '../benchmarks/run-dir.js';
 import { runSegmentation } from '../benchmarks/segmentation.js';
 import { EMBEDDED } from '../embedded.js';
 import { METHOD_NAMES, resolveMethods } from '../methods/registry.js';
+import { expectedSegmentationTable, readExpectedFile } from '../reports/regression.js';
 import { writeJsonAtomic } from '../util/files.js';
 import { loadModelFromArgs, type ModelArgs, startBackend, withModelOptions } from './common.js';
 
@@ -21,7 +21,7 @@ export interface SegArgs extends ModelArgs {
   quiet: boolean;
 }
 
-const PAPER = resolve(import.meta.dirname, '../../configs/paper.json');
+const PAPER_NUMBERS = resolve(import.meta.dirname, '../../configs/paper.json');
 
 export async function runSegCommand(args: SegArgs): Promise<void> {
   const methods = resolveMethods(args.method);
@@ -47,10 +47,7 @@ export async function runSegCommand(args: SegArgs): Promise<void> {
   outDir ??= defaultRunDir('seg', model.config.name, args.name);
   const paper =
     model.config.name === 'vit_base_patch16_224'
-      ? (JSON.parse(readFileSync(PAPER, 'utf8')).segmentation.methods as Record<
-          string,
-          { pixelAccuracy: number; mIoU: number; mAP: number }
-        >)
+      ? expectedSegmentationTable(readExpectedFile(PAPER_NUMBERS))
       : undefined;
   process.stderr.write(
     `backend ${backend.name}; model ${model.config.name}; methods ${methods.map((m) => m.name).join(', ')}; output ${outDir}\n`,

@@ -1,0 +1,206 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { timestampName } from '../benchmarks/run-dir.js';
+import { BACKEND_CHOICES, type BackendChoice, initBackend } from '../engine/backend.js';
+import {
+  baselineFromRuns,
+  compareResults,
+  type ExpectedFile,
+  formatExpectedFile,
+  readExpectedFile,
+  regressionMarkdown,
+  verdict,
+} from '../reports/regression.js';
+import { type BenchmarkName, type BenchmarkRun, indexResults, latestRun } from '../reports/results-index.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
+import { UsageError } from './common.js';
+import { runEraserCommand } from './eraser.js';
+import { runPerturbCommand } from './perturb.js';
+import { runSegCommand } from './seg.js';
+import { runVisualizeCommand } from './visualize.js';
+
+export type Suite = 'paper' | 'embedded';
+
+export interface RegressArgs {
+  suite: Suite;
+  results?: string;
+  expected?: string;
+  model?: string;
+  out?: string;
+  json?: string;
+  update: boolean;
+  'run-dir'?: string;
+  backend: BackendChoice;
+  quiet: boolean;
+}
+
+const REPO = resolve(import.meta.dirname, '../..');
+/** The expected numbers of each suite; they ship with the repository, wherever bench is run from. */
+export const SUITE_FILES: Record<Suite, string> = {
+  paper: join(REPO, 'configs', 'paper.json'),
+  embedded: join(REPO, 'results', 'embedded-baseline.json'),
+};
+
+/** Thrown when numbers are outside tolerance or missing: one error line after the printed table. */
+export class RegressionFailure extends Error {}
+
+/**
+ * Runs the three embedded benchmarks (segmentation, visualize + perturbation, ERASER), each with every
+ * method, into `dir`, in the layout `bench regress --results` reads. Always fresh runs: a cached
+ * visualisation from older code would hide a change.
+ */
+export async function runEmbeddedBenchmarks(dir: string, backend: BackendChoice, quiet: boolean): Promise<void> {
+  const model = { norm: 'config' as const, backend };
+  const log = (s: string) => process.stderr.write(`\n== ${s}\n`);
+  log(`bench seg (embedded default) → ${join(dir, 'seg')}`);
+  await runSegCommand({
+    ...model,
+    method: ['all'],
+    'start-layer': 1,
+    out: join(dir, 'seg', 'embedded'),
+    'save-img': 4,
+    resume: false,
+    quiet,
+  });
+  const visDir = join(dir, 'visualize', 'embedded');
+  log(`bench visualize (embedded default) → ${visDir}`);
+  await runVisualizeCommand({
+    ...model,
+    method: ['all'],
+    'vis-class': 'top',
+    'start-layer': 1,
+    out: visDir,
+    resume: false,
+    quiet,
+  });
+  log(`bench perturb → ${join(dir, 'perturb')}`);
+  await runPerturbCommand({
+    ...model,
+    'vis-dir': visDir,
+    pos: false,
+    neg: false,
+    ties: 'torch',
+    batch: 16,
+    out: join(dir, 'perturb', 'embedded'),
+    resume: false,
+    quiet,
+  });
+  log(`bench eraser (embedded default) → ${join(dir, 'eraser')}`);
+  await runEraserCommand({
+    split: 'test',
+    method: ['all'],
+    'reset-per-k': false,
+    out: join(dir, 'eraser', 'embedded'),
+    resume: false,
+    quiet,
+    backend,
+  });
+}
+
+export async function runRegressCommand(args: RegressArgs): Promise<void> {
+  const expectedFile = resolve(args.expected ?? SUITE_FILES[args.suite]);
+  if (args.update && args.suite === 'paper' && !args.expected)
+    throw new UsageError(
+      `--update: the paper's numbers are published, not measured; edit ${SUITE_FILES.paper} by hand (or give --expected FILE)`,
+    );
+  const expected = existsSync(expectedFile) || !args.update ? readExpectedFile(expectedFile) : undefined;
+
+  let resultsDir: string;
+  let backendName: string | undefined;
+  if (args.results) {
+    resultsDir = resolve(args.results);
+  } else if (args.suite === 'embedded') {
+    resultsDir = resolve(args['run-dir'] ?? join('results', 'regress', `embedded-${timestampName()}`));
+    process.stderr.write(`no --results: running the three embedded benchmarks into ${resultsDir}\n`);
+    await runEmbeddedBenchmarks(resultsDir, args.backend, args.quiet);
+    backendName = (await initBackend(args.backend)).name;
+  } else {
+    resultsDir = resolve('results');
+  }
+  const index = indexResults(resultsDir);
+
+  if (args.update) {
+    const runs: Partial<Record<BenchmarkName, BenchmarkRun>> = {};
+    const models = expected
+      ? Object.fromEntries(Object.entries(expected.benchmarks).map(([b, e]) => [b, e!.model]))
+      : { segmentation: 'vit_shapes_tiny', perturbation: 'vit_shapes_tiny', eraser: 'bert-embedded-eraser' };
+    for (const [b, m] of Object.entries(models) as [BenchmarkName, string][]) {
+      const run = latestRun(index, b, args.model && b !== 'eraser' ? args.model : m);
+      if (!run) throw new UsageError(`--update: no finished ${b} run of ${m} under ${resultsDir}`);
+      runs[b] = run;
+    }
+    const header: Omit<ExpectedFile, 'benchmarks'> = {
+      ...(expected ?? {
+        suite: args.suite,
+        title: 'Numbers of the embedded default (synthetic data, small trained models shipped in the repo)',
+        source:
+          'bench regress --suite embedded --update: written from fresh runs of the three embedded benchmarks; update on purpose, and let the diff show what moved',
+      }),
+      ...(backendName ? { backend: backendName } : {}),
+    };
+    delete (header as { benchmarks?: unknown }).benchmarks;
+    const next = baselineFromRuns(runs, expected, header);
+    writeFileAtomic(expectedFile, formatExpectedFile(next));
+    console.log(
+      `wrote ${expectedFile} from ${Object.values(runs)
+        .map((r) => r!.label)
+        .join(', ')} (under ${resultsDir})`,
+    );
+    return;
+  }
+
+  const result = compareResults(expected!, expectedFile, index, { modelOverride: args.model, backend: backendName });
+  const md = regressionMarkdown(result);
+  const out = resolve(args.out ?? join(resultsDir, `regress-${args.suite}.md`));
+  writeFileAtomic(out, md);
+  if (args.json) writeJsonAtomic(resolve(args.json), result);
+  console.log(md);
+  console.log(`wrote ${out}`);
+  if (result.failed || result.missing) throw new RegressionFailure(`regression ${verdict(result)}; see ${out}`);
+}
+
+export const regressCommand: CommandModule<object, RegressArgs> = {
+  command: 'regress',
+  describe: 'compare the latest benchmark results with expected numbers (the paper, or the embedded baseline)',
+  builder: (y: Argv) =>
+    y
+      .option('suite', {
+        choices: ['paper', 'embedded'] as const,
+        default: 'embedded' as Suite,
+        describe:
+          'paper: configs/paper.json (ViT-B/16 on ImageNet); embedded: results/embedded-baseline.json (the embedded default)',
+      })
+      .option('results', {
+        type: 'string',
+        describe:
+          'results folder to compare (searched for finished runs; the newest of each benchmark and model wins). Default: paper → ./results; embedded → run the three embedded benchmarks first',
+      })
+      .option('expected', { type: 'string', describe: "expected-numbers file instead of the suite's" })
+      .option('model', { type: 'string', describe: 'compare the runs of this ViT model name instead of the file’s' })
+      .option('out', { type: 'string', describe: 'write the table here (default <results>/regress-<suite>.md)' })
+      .option('json', { type: 'string', describe: 'also write every compared number as JSON' })
+      .option('update', {
+        type: 'boolean',
+        default: false,
+        describe: 'rewrite the expected file from the results (the embedded baseline), keeping its tolerances',
+      })
+      .option('run-dir', {
+        type: 'string',
+        describe:
+          'embedded suite without --results: where the benchmarks write (default results/regress/embedded-<time>)',
+      })
+      .option('backend', {
+        choices: BACKEND_CHOICES,
+        default: 'auto' as BackendChoice,
+        describe: 'TensorFlow.js backend for the embedded runs',
+      })
+      .option('quiet', {
+        type: 'boolean',
+        default: false,
+        describe: 'no progress output',
+      }) as unknown as Argv<RegressArgs>,
+  handler: async (args: ArgumentsCamelCase<RegressArgs>) => {
+    await runRegressCommand(args);
+  },
+};
