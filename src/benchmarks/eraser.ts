@@ -2,6 +2,7 @@ import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs
 import { join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { documentWords, type EraserAnnotation, type EraserDocuments } from '../datasets/eraser.js';
+import { FileFormatError } from '../formats/host-tensor.js';
 import { explainTokens } from '../methods/explain.js';
 import type { ExplanationMethod } from '../methods/types.js';
 import {
@@ -19,7 +20,8 @@ import { writeLineChart } from '../reports/plots.js';
 import type { WordPieceTokenizer } from '../text/wordpiece.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
 import { Progress } from '../util/progress.js';
-import { beginRun, type RunControl } from './run-dir.js';
+import { beginRun, type RunControl, type RunIdentity } from './run-dir.js';
+import { type Shard, type ShardRun, shardIndices } from './shards.js';
 
 /**
  * The ERASER movie-review benchmark (ALGORITHMS.md §5.4–5.5): each annotation's document is explained for
@@ -44,6 +46,8 @@ export interface EraserRunOptions extends RunControl {
   ks?: readonly number[];
   /** The pipeline's accumulating rationale lists (quirk Q25; default true, byte-identical files). */
   accumulate?: boolean;
+  /** Explain only this shard's documents (i mod N = K); `bench merge` joins the shards. */
+  shard?: Shard;
   onDocumentDone?: (index: number) => void;
 }
 
@@ -71,6 +75,8 @@ export interface EraserSummary {
   accuracy: number;
   ks: number[];
   methods: Record<string, EraserMethodSummary>;
+  /** The shard this run covers (null: every document, or merged shards). */
+  shard: Shard | null;
 }
 
 export async function runEraser(opts: EraserRunOptions): Promise<EraserSummary> {
@@ -93,8 +99,10 @@ export async function runEraser(opts: EraserRunOptions): Promise<EraserSummary> 
   } else {
     writeFileSync(docsPath, '');
   }
-  const progress = new Progress('eraser', annotations.length, records.length, opts.quiet);
-  for (let i = records.length; i < annotations.length; i++) {
+  const todo = shardIndices(annotations.length, opts.shard);
+  const progress = new Progress('eraser', todo.length, records.length, opts.quiet);
+  for (let p = records.length; p < todo.length; p++) {
+    const i = todo[p]!;
     const ann = annotations[i]!;
     const docid = ann.evidences[0]?.[0]?.docid ?? ann.annotation_id;
     const text = opts.documents.texts.get(docid)!;
@@ -125,19 +133,81 @@ export async function runEraser(opts: EraserRunOptions): Promise<EraserSummary> 
     appendFileSync(docsPath, `${JSON.stringify(rec)}\n`);
     records.push(rec);
     opts.onDocumentDone?.(i);
-    progress.update(i + 1);
+    progress.update(p + 1);
   }
   progress.stop();
-  const summary = writeResults(opts, records, ks);
-  return summary;
+  return writeResults(
+    {
+      outDir,
+      methods: methods.map((m) => m.name),
+      annotations: opts.annotations,
+      accumulate: opts.accumulate,
+      model: model.config.name,
+      shard: opts.shard,
+    },
+    records,
+    ks,
+  );
 }
 
-function writeResults(opts: EraserRunOptions, records: DocumentRecord[], ks: readonly number[]): EraserSummary {
+interface ResultsSpec {
+  outDir: string;
+  methods: readonly string[];
+  annotations: readonly EraserAnnotation[];
+  accumulate?: boolean;
+  model: string;
+  shard?: Shard;
+}
+
+/**
+ * Joins finished shards into the run one machine would have made: documents.jsonl in data-set order,
+ * then every result file derived from it exactly as a single run derives them (so they are
+ * byte-identical to an unsharded run's).
+ */
+export function mergeEraserShards(
+  outDir: string,
+  shards: readonly ShardRun[],
+  identity: RunIdentity,
+  annotations: readonly EraserAnnotation[],
+  ks: readonly number[] = PIPELINE_KS,
+): EraserSummary {
+  const records: DocumentRecord[] = [];
+  for (const r of shards) {
+    const file = join(r.dir, 'documents.jsonl');
+    const text = readFileSync(file, 'utf8');
+    for (const [n, line] of text.split('\n').entries()) {
+      if (!line) continue;
+      try {
+        records.push(JSON.parse(line) as DocumentRecord);
+      } catch {
+        throw new FileFormatError(file, `line ${n + 1} is not a complete JSON record`);
+      }
+    }
+  }
+  records.sort((a, b) => a.index - b.index);
+  writeJsonAtomic(join(outDir, 'run.json'), identity);
+  writeFileAtomic(join(outDir, 'documents.jsonl'), records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  const cfg = identity.model as { name: string };
+  return writeResults(
+    {
+      outDir,
+      methods: identity.methods as string[],
+      annotations,
+      accumulate: !(identity.resetPerK as boolean),
+      model: cfg.name,
+    },
+    records,
+    ks,
+  );
+}
+
+function writeResults(opts: ResultsSpec, records: DocumentRecord[], ks: readonly number[]): EraserSummary {
   const { outDir, methods } = opts;
-  const truth = opts.annotations.slice(0, records.length);
+  const truth = records.map((r) => opts.annotations[r.index]!);
   const byMethod: Record<string, EraserMethodSummary> = {};
   const csv: (string | number)[][] = [];
-  for (const m of methods) {
+  for (const name of methods) {
+    const m = { name };
     const perK = new Map<number, string[]>(ks.map((k) => [k, []]));
     const predictions = new Map<number, ResultInstance[]>(ks.map((k) => [k, []]));
     for (const r of records) {
@@ -177,11 +247,12 @@ function writeResults(opts: EraserRunOptions, records: DocumentRecord[], ks: rea
   );
   const summary: EraserSummary = {
     benchmark: 'eraser',
-    model: opts.model.config.name,
+    model: opts.model,
     documents: records.length,
     accuracy: records.filter((r) => r.predicted === r.target).length / Math.max(1, records.length),
     ks: [...ks],
     methods: byMethod,
+    shard: opts.shard ?? null,
   };
   writeJsonAtomic(join(outDir, 'summary.json'), summary);
   return summary;

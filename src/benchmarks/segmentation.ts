@@ -1,8 +1,18 @@
-import { appendFileSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { stringify } from 'csv-stringify/sync';
 import { openGtsegs, preprocessSegItem } from '../datasets/gtsegs.js';
+import { FileFormatError } from '../formats/host-tensor.js';
 import { explain } from '../methods/explain.js';
 import type { ExplanationMethod } from '../methods/types.js';
 import {
@@ -17,7 +27,8 @@ import type { VisionTransformer } from '../models/vit.js';
 import { overlayHeatmap, writePanelsPng } from '../reports/overlay.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
 import { Progress } from '../util/progress.js';
-import { beginRun, type RunControl } from './run-dir.js';
+import { beginRun, type RunControl, type RunIdentity } from './run-dir.js';
+import { type Shard, type ShardRun, shardIndices } from './shards.js';
 
 /**
  * The ImageNet-segmentation benchmark (ALGORITHMS.md §4.1): for each image, every requested method's map
@@ -34,6 +45,8 @@ export interface SegRunOptions extends RunControl {
   methods: readonly ExplanationMethod[];
   startLayer: number;
   saveImg?: number;
+  /** Process only this shard's images (i mod N = K); `bench merge` joins the shards. */
+  shard?: Shard;
   /** Called after each image is checkpointed (tests use it to simulate an interruption). */
   onImageDone?: (index: number) => void;
   /** Paper numbers to show beside ours (when the model is the paper's). */
@@ -66,9 +79,12 @@ export interface SegSummary {
   metrics: typeof SEGMENTATION_METRICS;
   methods: Record<string, SegMethodSummary>;
   paper?: SegRunOptions['paper'];
+  /** The shard this run covers (null: the whole data set, or merged shards). */
+  shard: Shard | null;
 }
 
 interface SegState {
+  /** How many of this run's images (the shard's, in order) are done. */
   nextIndex: number;
   csvBytes: number;
   sharedSeconds: number;
@@ -122,10 +138,12 @@ export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> 
     const accs = new Map(methods.map((m) => [m.name, SegmentationAccumulator.fromJSON(state.methods[m.name]!.acc)]));
 
     const total = Math.min(ds.length, opts.limit ?? ds.length);
+    const todo = shardIndices(total, opts.shard);
     const size = { height: c.img_size, width: c.img_size };
-    const progress = new Progress('seg', total, state.nextIndex, opts.quiet);
+    const progress = new Progress('seg', todo.length, state.nextIndex, opts.quiet);
     const first = methods[0]!;
-    for (let i = state.nextIndex; i < total; i++) {
+    for (let p = state.nextIndex; p < todo.length; p++) {
+      const i = todo[p]!;
       const item = ds.get(i);
       const pre = preprocessSegItem(item, size, c.mean, c.std);
       const t0 = performance.now();
@@ -168,41 +186,123 @@ export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> 
         await saveOverlay(join(outDir, 'images', `${String(i).padStart(5, '0')}.png`), pre, ex.methods);
       appendFileSync(csvPath, stringify(rows));
       state.csvBytes = readFileSync(csvPath).length;
-      state.nextIndex = i + 1;
+      state.nextIndex = p + 1;
       for (const m of methods) state.methods[m.name]!.acc = accs.get(m.name)!.toJSON();
       writeJsonAtomic(statePath, state);
       opts.onImageDone?.(i);
       const r = accs.get(first.name)!.result();
       progress.update(
-        i + 1,
+        p + 1,
         `${first.name}: pixAcc ${(100 * r.pixelAccuracy).toFixed(2)} mIoU ${(100 * r.mIoU).toFixed(2)} mAP ${(100 * r.mAP).toFixed(2)}`,
       );
     }
     progress.stop();
-    const images = state.nextIndex;
-    const summary: SegSummary = {
-      benchmark: 'segmentation',
-      model: c.name,
-      data: opts.dataFile,
-      images,
-      startLayer: opts.startLayer,
-      secondsPerImage: images ? state.sharedSeconds / images : 0,
-      metrics: SEGMENTATION_METRICS,
-      methods: Object.fromEntries(
-        methods.map((m) => {
-          const r = accs.get(m.name)!.result();
-          const ms = state.methods[m.name]!;
-          return [m.name, methodSummary(r, ms.seconds + state.sharedSeconds, ms.constantMaps)];
-        }),
-      ),
-      ...(opts.paper ? { paper: opts.paper } : {}),
-    };
+    const summary = segSummary(
+      { model: c.name, dataFile: opts.dataFile, startLayer: opts.startLayer, paper: opts.paper, shard: opts.shard },
+      methods.map((m) => m.name),
+      state,
+      accs,
+    );
     writeJsonAtomic(join(outDir, 'summary.json'), summary);
     writeFileAtomic(join(outDir, 'summary.md'), segSummaryMarkdown(summary));
     return summary;
   } finally {
     ds.close();
   }
+}
+
+function segSummary(
+  run: { model: string; dataFile: string; startLayer: number; paper?: SegRunOptions['paper']; shard?: Shard },
+  methods: readonly string[],
+  state: SegState,
+  accs: Map<string, SegmentationAccumulator>,
+): SegSummary {
+  const images = state.nextIndex;
+  return {
+    benchmark: 'segmentation',
+    model: run.model,
+    data: run.dataFile,
+    images,
+    startLayer: run.startLayer,
+    secondsPerImage: images ? state.sharedSeconds / images : 0,
+    metrics: SEGMENTATION_METRICS,
+    methods: Object.fromEntries(
+      methods.map((m) => {
+        const r = accs.get(m)!.result();
+        const ms = state.methods[m]!;
+        return [m, methodSummary(r, ms.seconds + state.sharedSeconds, ms.constantMaps)];
+      }),
+    ),
+    ...(run.paper ? { paper: run.paper } : {}),
+    shard: run.shard ?? null,
+  };
+}
+
+/**
+ * Joins finished shards into the run one machine would have made: accumulators merged (exact sums, so
+ * the numbers are identical), per_image.csv rows in data-set order, the saved panels, run.json without
+ * the shard. Timings are the sums of the shards'.
+ */
+export function mergeSegmentationShards(
+  outDir: string,
+  shards: readonly ShardRun[],
+  identity: RunIdentity,
+): SegSummary {
+  const states = shards.map((r) => JSON.parse(readFileSync(join(r.dir, 'state.json'), 'utf8')) as SegState);
+  const summaries = shards.map((r) => JSON.parse(readFileSync(join(r.dir, 'summary.json'), 'utf8')) as SegSummary);
+  const methods = identity.methods as string[];
+  const accs = new Map(methods.map((m) => [m, new SegmentationAccumulator()]));
+  const state: SegState = { nextIndex: 0, csvBytes: 0, sharedSeconds: 0, methods: {} };
+  for (const m of methods)
+    state.methods[m] = { acc: new SegmentationAccumulator().toJSON(), seconds: 0, constantMaps: 0 };
+  for (const s of states) {
+    state.nextIndex += s.nextIndex;
+    state.sharedSeconds += s.sharedSeconds;
+    for (const m of methods) {
+      const part = s.methods[m];
+      if (!part) throw new FileFormatError(join(shards[0]!.dir, 'state.json'), `no accumulator for method ${m}`);
+      accs.get(m)!.merge(SegmentationAccumulator.fromJSON(part.acc));
+      state.methods[m]!.seconds += part.seconds;
+      state.methods[m]!.constantMaps += part.constantMaps;
+    }
+  }
+  for (const m of methods) state.methods[m]!.acc = accs.get(m)!.toJSON();
+  // per_image.csv: every shard's rows, in data-set order (a stable sort keeps each image's method order).
+  let header = '';
+  const rows: { index: number; line: string }[] = [];
+  for (const r of shards) {
+    const file = join(r.dir, 'per_image.csv');
+    const lines = readFileSync(file, 'utf8').split('\n');
+    header ||= lines[0]!;
+    for (const line of lines.slice(1)) {
+      if (!line) continue;
+      const m = /^(\d+),/.exec(line);
+      if (!m) throw new FileFormatError(file, `a row that does not start with an image index: ${line.slice(0, 60)}`);
+      rows.push({ index: Number(m[1]), line });
+    }
+  }
+  rows.sort((a, b) => a.index - b.index);
+  const csv = `${header}\n${rows.map((r) => `${r.line}\n`).join('')}`;
+  writeJsonAtomic(join(outDir, 'run.json'), identity);
+  writeFileAtomic(join(outDir, 'per_image.csv'), csv);
+  state.csvBytes = Buffer.byteLength(csv);
+  writeJsonAtomic(join(outDir, 'state.json'), state);
+  for (const r of shards) {
+    const dir = join(r.dir, 'images');
+    if (!existsSync(dir)) continue;
+    mkdirSync(join(outDir, 'images'), { recursive: true });
+    for (const f of readdirSync(dir)) copyFileSync(join(dir, f), join(outDir, 'images', f));
+  }
+  const first = summaries[0]!;
+  const summary = segSummary(
+    { model: first.model, dataFile: first.data, startLayer: first.startLayer, paper: first.paper },
+    methods,
+    state,
+    accs,
+  );
+  writeJsonAtomic(join(outDir, 'summary.json'), summary);
+  writeFileAtomic(join(outDir, 'summary.md'), segSummaryMarkdown(summary));
+  return summary;
 }
 
 function methodSummary(r: SegmentationResult, seconds: number, constantMaps: number): SegMethodSummary {

@@ -10,6 +10,7 @@ import type { VisionTransformer } from '../models/vit.js';
 import { writeJsonAtomic } from '../util/files.js';
 import { Progress } from '../util/progress.js';
 import { beginRun, type RunControl } from './run-dir.js';
+import { type Shard, shardIndices } from './shards.js';
 
 /**
  * Explanation export (ALGORITHMS.md §4.2, `generate_visualizations.py`): for every image, each method's
@@ -19,11 +20,6 @@ import { beginRun, type RunControl } from './run-dir.js';
  * already holds, and shards (`--shard K/N`: images i with i mod N = K) merge back into one file.
  */
 export type VisClass = 'top' | 'target';
-
-export interface Shard {
-  index: number;
-  count: number;
-}
 
 export interface VisualizeOptions extends RunControl {
   model: VisionTransformer;
@@ -51,13 +47,6 @@ export interface VisualizeSummary {
 
 export function visFile(outDir: string, method: string, visClass: VisClass): string {
   return join(outDir, method, visClass, 'results.hdf5');
-}
-
-/** Data-set indices this shard processes, in order. */
-export function shardIndices(total: number, shard?: Shard): number[] {
-  const out: number[] = [];
-  for (let i = shard?.index ?? 0; i < total; i += shard?.count ?? 1) out.push(i);
-  return out;
 }
 
 export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSummary> {

@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
 import { defaultRunDir } from '../benchmarks/run-dir.js';
+import { resolveShard, type Shard, shardSuffix } from '../benchmarks/shards.js';
 import { EMBEDDED } from '../embedded.js';
 import { BACKEND_CHOICES, type BackendChoice, type BackendInfo, initBackend } from '../engine/backend.js';
 import { loadVit, type ModelSpec } from '../models/load.js';
@@ -82,24 +83,28 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-/** `--shard K/N` → { index: K, count: N } (0 ≤ K < N). */
-export function parseShard(value: string | undefined): { index: number; count: number } | undefined {
-  if (value === undefined) return undefined;
-  const m = /^(\d+)\/(\d+)$/.exec(value.trim());
-  const index = m ? Number(m[1]) : Number.NaN;
-  const count = m ? Number(m[2]) : Number.NaN;
-  if (!m || count < 1 || index >= count)
-    throw new UsageError(`--shard ${value}: expected K/N with 0 ≤ K < N, e.g. 0/4`);
-  return { index, count };
+/**
+ * The shard of this process (`--shard K/N`, or a Slurm array task / Kubernetes Indexed Job from the
+ * environment), logged with where it came from.
+ */
+export function shardFromArgs(
+  value: string | undefined,
+  log: (s: string) => void = (s) => process.stderr.write(`${s}\n`),
+): Shard | undefined {
+  const { shard, source } = resolveShard(value);
+  if (shard)
+    log(`shard ${shard.index}/${shard.count} (from ${source}): items i with i mod ${shard.count} = ${shard.index}`);
+  return shard;
 }
 
+/** The --shard option of seg, visualize and eraser. */
+export const SHARD_OPTION = {
+  type: 'string',
+  describe:
+    'K/N: process items K, K+N, K+2N, … of the data (join the shards with bench merge). Default: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX with BENCH_SHARD_COUNT; 0/1 = everything',
+} as const;
+
 /** results/<command>/<model>/<name or timestamp>[-shard-K-of-N]. */
-export function defaultOutDir(
-  command: string,
-  model: string,
-  name: string | undefined,
-  shard?: { index: number; count: number },
-): string {
-  const base = defaultRunDir(command, model, name);
-  return shard ? `${base}-shard-${shard.index}-of-${shard.count}` : base;
+export function defaultOutDir(command: string, model: string, name: string | undefined, shard?: Shard): string {
+  return `${defaultRunDir(command, model, name)}${shardSuffix(shard)}`;
 }

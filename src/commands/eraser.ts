@@ -11,7 +11,7 @@ import { METHOD_NAMES, resolveMethods } from '../methods/registry.js';
 import { loadBert } from '../models/load.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { writeJsonAtomic } from '../util/files.js';
-import { defaultOutDir, startBackend, UsageError } from './common.js';
+import { defaultOutDir, SHARD_OPTION, shardFromArgs, startBackend, UsageError } from './common.js';
 
 export interface EraserArgs {
   'data-dir'?: string;
@@ -28,6 +28,7 @@ export interface EraserArgs {
   name?: string;
   json?: string;
   limit?: number;
+  shard?: string;
   resume: boolean;
   quiet: boolean;
   backend: BackendChoice;
@@ -84,7 +85,8 @@ export async function runEraserCommand(args: EraserArgs): Promise<void> {
     );
   }
   const { annotations, documents } = loadEraserData(dataDir, args.split, { classes });
-  const outDir = args.out ? resolve(args.out) : defaultOutDir('eraser', cfg.name, args.name);
+  const shard = shardFromArgs(args.shard);
+  const outDir = args.out ? resolve(args.out) : defaultOutDir('eraser', cfg.name, args.name, shard);
   const identity = {
     command: 'eraser',
     model: cfg,
@@ -92,11 +94,13 @@ export async function runEraserCommand(args: EraserArgs): Promise<void> {
     vocab: fileIdentity(files.vocab),
     data: resolve(dataDir),
     split: args.split,
+    classes,
     methods: methods.map((m) => m.name),
     maxLength,
     startLayer: args['start-layer'] ?? null,
     resetPerK: args['reset-per-k'],
     limit: args.limit ?? null,
+    shard: shard ?? null,
   };
   process.stderr.write(
     `backend ${backend.name}; BERT ${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}; ${annotations.length} ${args.split} documents; max length ${maxLength}; output ${outDir}\n`,
@@ -114,6 +118,7 @@ export async function runEraserCommand(args: EraserArgs): Promise<void> {
     outDir,
     identity,
     limit: args.limit,
+    shard,
     resume: args.resume,
     quiet: args.quiet,
   });
@@ -183,6 +188,7 @@ export const eraserCommand: CommandModule<object, EraserArgs> = {
       .option('name', { type: 'string', describe: 'run name for the default output folder' })
       .option('json', { type: 'string', describe: 'also write summary.json to this path' })
       .option('limit', { type: 'number', describe: 'only the first N documents' })
+      .option('shard', SHARD_OPTION)
       .option('resume', { type: 'boolean', default: false, describe: 'continue an interrupted run in --out' })
       .option('quiet', { type: 'boolean', default: false, describe: 'no progress output' })
       .option('backend', {

@@ -6,7 +6,15 @@ import { EMBEDDED } from '../embedded.js';
 import { METHOD_NAMES, resolveMethods } from '../methods/registry.js';
 import { expectedSegmentationTable, readExpectedFile } from '../reports/regression.js';
 import { writeJsonAtomic } from '../util/files.js';
-import { loadModelFromArgs, type ModelArgs, startBackend, withModelOptions } from './common.js';
+import {
+  defaultOutDir,
+  loadModelFromArgs,
+  type ModelArgs,
+  SHARD_OPTION,
+  shardFromArgs,
+  startBackend,
+  withModelOptions,
+} from './common.js';
 
 export interface SegArgs extends ModelArgs {
   data?: string;
@@ -16,6 +24,7 @@ export interface SegArgs extends ModelArgs {
   name?: string;
   json?: string;
   limit?: number;
+  shard?: string;
   'save-img': number;
   resume: boolean;
   quiet: boolean;
@@ -27,6 +36,7 @@ export async function runSegCommand(args: SegArgs): Promise<void> {
   const methods = resolveMethods(args.method);
   const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
   const { model, spec } = loadModelFromArgs(args);
+  const shard = shardFromArgs(args.shard);
   const dataFile = args.data ?? EMBEDDED.segData;
   if (!args.data) process.stderr.write(`data: embedded synthetic segmentation set (${dataFile})\n`);
   const identity = {
@@ -37,6 +47,7 @@ export async function runSegCommand(args: SegArgs): Promise<void> {
     methods: methods.map((m) => m.name),
     startLayer: args['start-layer'],
     limit: args.limit ?? null,
+    shard: shard ?? null,
   };
   let outDir = args.out ? resolve(args.out) : undefined;
   if (!outDir && args.resume && !args.name) {
@@ -44,7 +55,7 @@ export async function runSegCommand(args: SegArgs): Promise<void> {
     if (!outDir)
       throw new Error('--resume: no unfinished run of this model, data and methods under results/seg/; give --out DIR');
   }
-  outDir ??= defaultRunDir('seg', model.config.name, args.name);
+  outDir ??= defaultOutDir('seg', model.config.name, args.name, shard);
   const paper =
     model.config.name === 'vit_base_patch16_224'
       ? expectedSegmentationTable(readExpectedFile(PAPER_NUMBERS))
@@ -60,13 +71,16 @@ export async function runSegCommand(args: SegArgs): Promise<void> {
     outDir,
     identity,
     limit: args.limit,
+    shard,
     saveImg: args['save-img'],
     resume: args.resume,
     quiet: args.quiet,
     paper,
   });
   if (args.json) writeJsonAtomic(resolve(args.json), summary);
-  console.log(`\n${summary.images} images, ${summary.secondsPerImage.toFixed(3)} s/image (all methods)`);
+  console.log(
+    `\n${summary.images} images${shard ? ` (shard ${shard.index}/${shard.count}; join the shards with bench merge)` : ''}, ${summary.secondsPerImage.toFixed(3)} s/image (all methods)`,
+  );
   console.log('| method | pixel accuracy | mIoU | mAP |\n|---|---|---|---|');
   for (const [name, m] of Object.entries(summary.methods)) {
     console.log(`| ${name} | ${m.pixelAccuracy.toFixed(2)} | ${m.mIoU.toFixed(2)} | ${m.mAP.toFixed(2)} |`);
@@ -100,6 +114,7 @@ export const segCommand: CommandModule<object, SegArgs> = {
       .option('name', { type: 'string', describe: 'run name for the default output folder' })
       .option('json', { type: 'string', describe: 'also write summary.json to this path' })
       .option('limit', { type: 'number', describe: 'evaluate only the first N images' })
+      .option('shard', SHARD_OPTION)
       .option('save-img', {
         type: 'number',
         default: 0,

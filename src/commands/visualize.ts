@@ -9,7 +9,8 @@ import {
   defaultOutDir,
   loadModelFromArgs,
   type ModelArgs,
-  parseShard,
+  SHARD_OPTION,
+  shardFromArgs,
   startBackend,
   withModelOptions,
 } from './common.js';
@@ -36,7 +37,7 @@ export async function runVisualizeCommand(args: VisualizeArgs): Promise<void> {
   const data = args.data ?? EMBEDDED.imageFolder;
   if (!args.data) process.stderr.write(`data: embedded synthetic image folder (${data})\n`);
   const folder = openImageFolder(data, { labels: args.labels, meta: args.meta, size: model.config.img_size });
-  const shard = parseShard(args.shard);
+  const shard = shardFromArgs(args.shard);
   const outDir = args.out ? resolve(args.out) : defaultOutDir('visualize', model.config.name, args.name, shard);
   const identity = {
     command: 'visualize',
@@ -114,10 +115,7 @@ export const visualizeCommand: CommandModule<object, VisualizeArgs> = {
       })
       .option('name', { type: 'string', describe: 'run name for the default output folder' })
       .option('limit', { type: 'number', describe: 'only the first N images' })
-      .option('shard', {
-        type: 'string',
-        describe: 'K/N: process images K, K+N, K+2N, … (join the shards with bench merge)',
-      })
+      .option('shard', SHARD_OPTION)
       .option('resume', {
         type: 'boolean',
         default: false,
