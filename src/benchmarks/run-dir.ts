@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { FileFormatError, fsErrorReason } from '../formats/host-tensor.js';
-import { writeJsonAtomic } from '../util/files.js';
+import { removeStaleTempFiles, writeJsonAtomic } from '../util/files.js';
 
 /**
  * Where a benchmark run writes, and how it resumes. A run directory holds `run.json` (what was asked:
@@ -97,5 +97,6 @@ export function beginRun(
       `${outDir}: cannot resume: run.json describes a different run (model, weights, data, methods or options differ)`,
     );
   }
+  removeStaleTempFiles(outDir);
   return true;
 }

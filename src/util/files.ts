@@ -1,5 +1,16 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
 import { FileFormatError } from '../formats/host-tensor.js';
 
 /**
@@ -28,4 +39,33 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
 
 export function writeJsonAtomic(file: string, value: unknown): void {
   writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temp files that a killed process left behind (`<file>.tmp-<pid>` of a pid that is gone), so a
+ * resumed run's folder holds exactly what an uninterrupted run's does. Returns the files removed.
+ */
+export function removeStaleTempFiles(dir: string, depth = 3): string[] {
+  const removed: string[] = [];
+  if (!existsSync(dir)) return removed;
+  for (const e of readdirSync(dir)) {
+    const p = join(dir, e);
+    const m = /\.tmp-(\d+)$/.exec(e);
+    if (m && Number(m[1]) !== process.pid && !processAlive(Number(m[1]))) {
+      unlinkSync(p);
+      removed.push(p);
+    } else if (depth > 0 && statSync(p).isDirectory()) {
+      removed.push(...removeStaleTempFiles(p, depth - 1));
+    }
+  }
+  return removed;
 }
