@@ -82,9 +82,13 @@ export function relu<T extends tf.Tensor>(x: T): T {
   return tf.relu(x) as T;
 }
 
-/** x⁻ = min(x, 0). */
-export function negPart<T extends tf.Tensor>(x: T): T {
-  return tf.minimum(x, 0) as T;
+/**
+ * x⁻ = min(x, 0), computed as x − x⁺ (exact: one of the two terms is zero). The wasm backend's Minimum
+ * against a scalar takes a slow broadcasting path, ~10× slower than Relu + Sub; pass x⁺ when it is
+ * already at hand.
+ */
+export function negPart<T extends tf.Tensor>(x: T, xPos: T = relu(x)): T {
+  return tf.sub(x, xPos) as T;
 }
 
 /**

@@ -1,15 +1,19 @@
 import * as tf from '@tensorflow/tfjs';
-import { mm } from '../engine/ops.js';
+import { mm, negPart, relu } from '../engine/ops.js';
+
+/** The derived weights the LRP rules multiply by: W⁺ = max(W, 0), W⁻ = min(W, 0) and |W|. */
+export type WeightPart = 'pos' | 'neg' | 'abs';
 
 /**
  * A fully connected layer y = x·Wᵀ + b. The weight is kept in both orientations so that neither the
  * forward product (x·Wᵀ) nor the backward-like ones (g·W) need a transposed-matmul kernel.
  *
- * The sign split W⁺ / W⁻ that the LRP rules use (in both orientations) is four more copies of the
- * weight. For small models it is made once and cached; for large ones (ViT-B: 4 × 344 MB) that would not
- * fit the 4 GiB wasm heap beside the activations, so it is recomputed inside each rule call (an
- * elementwise pass, about a sixth of the cost of the product that uses it). `Linear.cacheSignedBudget`
- * sets the limit, in bytes per model, see `setSignedCaching`.
+ * The relevance rules also multiply by derived weights (W⁺, W⁻, |W|), in both orientations. For small
+ * models these are made once and kept; for large ones (ViT-B: 344 MB per copy, and XNNPACK keeps a packed
+ * copy of every matmul operand it has seen beside it) they would not fit the 4 GiB wasm heap, or the
+ * 2 GiB RSS budget, next to the activations, so they are recomputed inside each rule call: an elementwise
+ * pass of a few ms against a 20–30 ms product. Either way the products are the same calls on the same
+ * values, so caching never changes a result. `setSignedCaching` decides, per model.
  */
 export class Linear {
   /** (out, in), as stored in checkpoints. */
@@ -17,7 +21,7 @@ export class Linear {
   /** (in, out). */
   readonly Wt: tf.Tensor2D;
   readonly b: tf.Tensor1D | undefined;
-  private split?: { pos: tf.Tensor2D; posT: tf.Tensor2D; neg: tf.Tensor2D; negT: tf.Tensor2D };
+  private readonly kept = new Map<string, tf.Tensor2D>();
 
   constructor(W: tf.Tensor2D, b?: tf.Tensor1D) {
     this.W = W;
@@ -39,41 +43,58 @@ export class Linear {
     return this.b ? tf.add(y, this.b) : y;
   }
 
+  /** x[M, in] → x·Wᵀ, the forward product without the bias. */
+  product(x: tf.Tensor2D): tf.Tensor2D {
+    return mm(x, this.Wt);
+  }
+
   /** g[M, out] → g·W: the vector–Jacobian product, also the "gradprop" of the LRP rules. */
   backward(g: tf.Tensor2D): tf.Tensor2D {
     return mm(g, this.W);
   }
 
-  /** Whether `signed()` keeps its result across calls (decided per model, see setSignedCaching). */
+  /** x[M, in] → x·Pᵀ for P = W⁺, W⁻ or |W| (the LRP rules' forward-like products). */
+  forwardLike(x: tf.Tensor2D, part: WeightPart): tf.Tensor2D {
+    return mm(x, this.weightPart(part, 'in-out'));
+  }
+
+  /** g[M, out] → g·P for P = W⁺, W⁻ or |W| (the LRP rules' backward-like products). */
+  backwardLike(g: tf.Tensor2D, part: WeightPart): tf.Tensor2D {
+    return mm(g, this.weightPart(part, 'out-in'));
+  }
+
+  /** Whether derived weights are kept across calls (decided per model, see setSignedCaching). */
   cacheSigned = true;
 
   /**
-   * W⁺ = max(W, 0) and W⁻ = min(W, 0), in both orientations. Uncached results belong to the caller's
-   * tf.tidy scope.
+   * W⁺, W⁻ or |W| as (out, in) or, transposed, (in, out). A result that is not kept belongs to the
+   * caller's tf.tidy scope.
    */
-  signed(): { pos: tf.Tensor2D; posT: tf.Tensor2D; neg: tf.Tensor2D; negT: tf.Tensor2D } {
-    if (!this.cacheSigned) {
-      return { pos: tf.relu(this.W), neg: tf.minimum(this.W, 0), posT: tf.relu(this.Wt), negT: tf.minimum(this.Wt, 0) };
-    }
-    if (!this.split) {
-      const pos = tf.keep(tf.relu(this.W)) as tf.Tensor2D;
-      const neg = tf.keep(tf.minimum(this.W, 0)) as tf.Tensor2D;
-      this.split = { pos, neg, posT: tf.keep(tf.transpose(pos)), negT: tf.keep(tf.transpose(neg)) };
-    }
-    return this.split;
+  weightPart(part: WeightPart, orientation: 'out-in' | 'in-out'): tf.Tensor2D {
+    const key = `${part}:${orientation}`;
+    const kept = this.kept.get(key);
+    if (kept) return kept;
+    const w = orientation === 'out-in' ? this.W : this.Wt;
+    const made = part === 'pos' ? relu(w) : part === 'neg' ? negPart(w) : (tf.abs(w) as tf.Tensor2D);
+    if (this.cacheSigned) this.kept.set(key, tf.keep(made));
+    return made;
   }
 
   dispose(): void {
     this.W.dispose();
     this.Wt.dispose();
     this.b?.dispose();
-    if (this.split) for (const t of Object.values(this.split)) t.dispose();
+    for (const t of this.kept.values()) t.dispose();
+    this.kept.clear();
   }
 }
 
-/** Cache the sign splits of these layers only if the four extra copies fit in `budgetBytes`. */
+/**
+ * Keep the derived weights of these layers only if all of them (three parts, two orientations) fit in
+ * `budgetBytes`.
+ */
 export function setSignedCaching(layers: readonly Linear[], budgetBytes = 512 * 2 ** 20): boolean {
-  const bytes = layers.reduce((n, l) => n + 4 * 4 * l.W.size, 0);
+  const bytes = layers.reduce((n, l) => n + 6 * 4 * l.W.size, 0);
   const cache = bytes <= budgetBytes;
   for (const l of layers) l.cacheSigned = cache;
   return cache;

@@ -28,6 +28,8 @@ export interface BlockTrace {
   A: tf.Tensor3D; // softmax attention [BH, N, N]
   o: tf.Tensor2D; // merged head outputs [BN, D]
   a: tf.Tensor2D; // attention branch output
+  /** Each Linear's forward product without its bias (n1·Wqkvᵀ, o·Wprojᵀ, n2·Wfc1ᵀ, g·Wfc2ᵀ), kept for the 'ours' rule. */
+  products: { qkv: tf.Tensor2D; proj: tf.Tensor2D; fc1: tf.Tensor2D; fc2: tf.Tensor2D };
   h1: tf.Tensor2D;
   n2: tf.Tensor2D;
   z1: tf.Tensor2D; // fc1 pre-activation [BN, hidden]
@@ -103,20 +105,24 @@ export class VisionTransformer {
       const inp = x;
       const block = tf.tidy(() => {
         const n1 = layerNorm(inp, lnParams(bw.norm1, c.norm_eps));
-        const qkv = bw.qkv.forward(n1);
+        const products = { qkv: bw.qkv.product(n1) } as BlockTrace['products'];
+        const qkv = withBias(products.qkv, bw.qkv.b);
         const [q, k, v] = [0, 1, 2].map((part) =>
           splitHeads(tf.slice(qkv, [0, part * D], [-1, D]) as tf.Tensor2D, B, Hh, N, d),
         ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
         const kT = tT(k);
         const A = tf.softmax(tf.mul(bmm(q, kT), this.geo.scale)) as tf.Tensor3D;
         const o = mergeHeads(bmm(A, v), B, Hh, N, d);
-        const a = bw.proj.forward(o);
+        products.proj = bw.proj.product(o);
+        const a = withBias(products.proj, bw.proj.b);
         const h1 = tf.add(inp, a) as tf.Tensor2D;
         const n2 = layerNorm(h1, lnParams(bw.norm2, c.norm_eps));
-        const z1 = bw.fc1.forward(n2);
+        products.fc1 = bw.fc1.product(n2);
+        const z1 = withBias(products.fc1, bw.fc1.b);
         const g = gelu(z1);
-        const m = bw.fc2.forward(g);
-        return { n1, q, k, kT, v, A, o, a, h1, n2, z1, g, m, out: tf.add(h1, m) as tf.Tensor2D };
+        products.fc2 = bw.fc2.product(g);
+        const m = withBias(products.fc2, bw.fc2.b);
+        return { n1, q, k, kT, v, A, o, a, products, h1, n2, z1, g, m, out: tf.add(h1, m) as tf.Tensor2D };
       }) as unknown as Omit<BlockTrace, 'x'> & { out: tf.Tensor2D };
       const { out, ...rest } = block;
       blocks.push({ x: inp, ...rest });
@@ -206,11 +212,11 @@ export class VisionTransformer {
       // One scope per block, so a deep pass holds only what it carries to the next block.
       const [rA, rNext] = tf.tidy(() => {
         const [rRes2, rM] = rules.add(perSample(t.h1), perSample(t.m), perSample(R));
-        const rG = rules.linear(bw.fc2, t.g, tf.reshape(rM, t.m.shape));
-        const rN2 = rules.linear(bw.fc1, t.n2, rG); // GELU and LayerNorm are identities
+        const rG = rules.linear(bw.fc2, t.g, tf.reshape(rM, t.m.shape), t.products.fc2);
+        const rN2 = rules.linear(bw.fc1, t.n2, rG, t.products.fc1); // GELU and LayerNorm are identities
         const rH1 = cloneRule(t.h1, [tf.reshape(rRes2, t.h1.shape), rN2]);
         const [rRes1, rAttn] = rules.add(perSample(t.x), perSample(t.a), perSample(rH1));
-        const rO = splitHeads(rules.linear(bw.proj, t.o, tf.reshape(rAttn, t.a.shape)), B, Hh, N, d);
+        const rO = splitHeads(rules.linear(bw.proj, t.o, tf.reshape(rAttn, t.a.shape), t.products.proj), B, Hh, N, d);
         const [rA, rV] = productRule(t.A, t.v, rO).map((r) => tf.mul(r, 0.5) as tf.Tensor3D) as [
           tf.Tensor3D,
           tf.Tensor3D,
@@ -221,7 +227,7 @@ export class VisionTransformer {
           tf.Tensor3D,
           tf.Tensor3D,
         ];
-        const rN1 = rules.linear(bw.qkv, t.n1, mergeQkv(rQ, rK, rV, B, Hh, N, d));
+        const rN1 = rules.linear(bw.qkv, t.n1, mergeQkv(rQ, rK, rV, B, Hh, N, d), t.products.qkv);
         return [rA, cloneRule(t.x, [tf.reshape(rRes1, t.x.shape), rN1])];
       }) as [tf.Tensor3D, tf.Tensor2D | undefined];
       attnCam[l] = rA;
@@ -261,6 +267,10 @@ export class VisionTransformer {
     const D = v.shape[1];
     return tf.reshape(tf.concat([tf.reshape(v, [B, 1, D]), tf.zeros([B, N - 1, D])], 1), [B * N, D]) as tf.Tensor2D;
   }
+}
+
+function withBias(xW: tf.Tensor2D, b: tf.Tensor1D | undefined): tf.Tensor2D {
+  return b ? (tf.add(xW, b) as tf.Tensor2D) : xW;
 }
 
 /** [BH, N, d] → [BN, H·d] (the reference's `b h n d -> b n (h d)`). */

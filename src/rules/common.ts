@@ -59,7 +59,8 @@ export function zBoxRule(
   hi: tf.Tensor2D,
 ): tf.Tensor2D {
   return tf.tidy(() => {
-    const { pos, neg } = layer.signed();
+    const pos = layer.weightPart('pos', 'out-in');
+    const neg = layer.weightPart('neg', 'out-in');
     // conv(Lo, W⁺) for a constant image Lo is lo · Σ_in W⁺ per output channel.
     const sumPos = tf.sum(pos, 1).reshape([1, -1]);
     const sumNeg = tf.sum(neg, 1).reshape([1, -1]);

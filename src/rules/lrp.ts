@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { mm, negPart, relu, safeDivide } from '../engine/ops.js';
+import { negPart, relu, safeDivide } from '../engine/ops.js';
 import type { Linear } from '../models/linear.js';
 import type { RuleSet } from './types.js';
 
@@ -16,12 +16,14 @@ export const lrpRules: RuleSet = {
 
   linear(layer: Linear, x: tf.Tensor2D, R: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
-      const { pos, neg, posT, negT } = layer.signed();
       const xp = relu(x);
-      const xn = negPart(x);
-      const S1 = safeDivide(R, mm(xp, posT)) as tf.Tensor2D;
-      const S2 = safeDivide(R, mm(xn, negT)) as tf.Tensor2D;
-      return tf.add(tf.mul(xp, mm(S1, pos)), tf.mul(xn, mm(S2, neg))) as tf.Tensor2D;
+      const xn = negPart(x, xp);
+      const S1 = safeDivide(R, layer.forwardLike(xp, 'pos')) as tf.Tensor2D;
+      const S2 = safeDivide(R, layer.forwardLike(xn, 'neg')) as tf.Tensor2D;
+      return tf.add(
+        tf.mul(xp, layer.backwardLike(S1, 'pos')),
+        tf.mul(xn, layer.backwardLike(S2, 'neg')),
+      ) as tf.Tensor2D;
     });
   },
 

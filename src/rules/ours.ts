@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { mm, negPart, relu, safeDivide, sumPerSample } from '../engine/ops.js';
+import { safeDivide, sumPerSample } from '../engine/ops.js';
 import type { Linear } from '../models/linear.js';
 import type { RuleSet } from './types.js';
 
@@ -17,13 +17,17 @@ import type { RuleSet } from './types.js';
 export const oursRules: RuleSet = {
   name: 'ours',
 
-  linear(layer: Linear, x: tf.Tensor2D, R: tf.Tensor2D): tf.Tensor2D {
+  linear(layer: Linear, x: tf.Tensor2D, R: tf.Tensor2D, xW?: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
-      const { pos, neg, posT, negT } = layer.signed();
-      const xp = relu(x);
-      const xn = negPart(x);
-      const S = safeDivide(R, tf.add(mm(xp, posT), mm(xn, negT))) as tf.Tensor2D;
-      return tf.add(tf.mul(xp, mm(S, pos)), tf.mul(xn, mm(S, neg))) as tf.Tensor2D;
+      // With W⁺ = (W + |W|)/2, W⁻ = (W − |W|)/2 and likewise for x, the denominator is
+      //   X⁺·W⁺ᵀ + X⁻·W⁻ᵀ = (X·Wᵀ + |X|·|W|ᵀ) / 2,
+      // where X·Wᵀ is the forward pass's own product: one new product instead of two. Likewise
+      //   X⁺ ⊙ (S·W⁺) + X⁻ ⊙ (S·W⁻) = (X ⊙ (S·W) + |X| ⊙ (S·|W|)) / 2,
+      // and S·W uses the weight the backward pass already uses, instead of a fresh sign split.
+      const ax = tf.abs(x) as tf.Tensor2D;
+      const z = tf.mul(tf.add(xW ?? layer.product(x), layer.forwardLike(ax, 'abs')), 0.5);
+      const S = safeDivide(R, z) as tf.Tensor2D;
+      return tf.mul(tf.add(tf.mul(x, layer.backward(S)), tf.mul(ax, layer.backwardLike(S, 'abs'))), 0.5) as tf.Tensor2D;
     });
   },
 

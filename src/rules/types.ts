@@ -9,8 +9,12 @@ import type { Linear } from '../models/linear.js';
  */
 export interface RuleSet {
   readonly name: RuleSetName;
-  /** y = x·Wᵀ (+ b, ignored by both rules): x [M, in], R [M, out] → relevance of x, [M, in]. */
-  linear(layer: Linear, x: tf.Tensor2D, R: tf.Tensor2D): tf.Tensor2D;
+  /**
+   * y = x·Wᵀ (+ b, ignored by both rules): x [M, in], R [M, out] → relevance of x, [M, in].
+   * `xW`, when the caller kept it from the forward pass, is x·Wᵀ without the bias; a rule that needs
+   * it then skips recomputing it.
+   */
+  linear(layer: Linear, x: tf.Tensor2D, R: tf.Tensor2D, xW?: tf.Tensor2D): tf.Tensor2D;
   /**
    * z = x0 + x1 with batch axis first (x1 may broadcast against x0). Returns the relevance of each
    * operand, both shaped like R. Sums inside the rule are per sample, so a batch equals N single runs.

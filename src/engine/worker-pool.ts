@@ -1,0 +1,206 @@
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+
+/**
+ * Data parallelism over worker_threads: the only parallelism the wasm backend has in Node (it runs
+ * single-threaded there, PLATFORM.md §2). Each worker is a separate JS realm with its own TF.js engine,
+ * so each initialises its own backend and loads its own copy of the model; items are handed out one at a
+ * time to whichever worker is free, and results come back in input order. An item's result depends only
+ * on the item (each worker computes exactly what a single process would), so any worker count gives the
+ * same numbers.
+ *
+ * Parent side:
+ *   const pool = await WorkerPool.start<Setup, Item, Out>(new URL('./my-worker.ts', import.meta.url), 2, setup);
+ *   const outs = await pool.map(items);
+ *   await pool.close();
+ * Worker side (my-worker.ts):
+ *   serveWorker<Setup, Item, Out>(async (setup) => { await initBackend(setup.backend); …; return (item) => … });
+ *
+ * Worker modules may be TypeScript: the worker registers tsx itself (the parent's `--import tsx` does
+ * not apply to a worker's entry point). Setup values, items and results must be structured-cloneable.
+ */
+
+type ToWorker<I> = { type: 'item'; index: number; item: I };
+type FromWorker<O> =
+  | { type: 'ready' }
+  | { type: 'result'; index: number; value: O }
+  | { type: 'error'; index: number | null; message: string; stack?: string };
+
+interface PoolWorkerData<S> {
+  workerPool: { module: string; tsxApi: string | null; setup: S; id: number };
+}
+
+/** Runs in the worker before its module: registers tsx for .ts modules, then imports the module. */
+const BOOTSTRAP = `
+const { workerData } = require('node:worker_threads');
+const { module, tsxApi } = workerData.workerPool;
+(tsxApi ? import(tsxApi).then((api) => api.register()) : Promise.resolve()).then(() => import(module));
+`;
+
+export class WorkerPool<I, O> {
+  private constructor(private readonly workers: Worker[]) {}
+
+  /** Number of workers. */
+  get size(): number {
+    return this.workers.length;
+  }
+
+  /** Start `count` workers running `module` and wait until every one has finished its setup. */
+  static async start<S, I, O>(module: URL, count: number, setup: S): Promise<WorkerPool<I, O>> {
+    if (!Number.isInteger(count) || count < 1) throw new Error(`worker count must be a positive integer, got ${count}`);
+    const tsxApi = /\.[cm]?ts$/.test(module.pathname) ? import.meta.resolve('tsx/esm/api') : null;
+    const workers: Worker[] = [];
+    const ready: Promise<void>[] = [];
+    for (let id = 0; id < count; id++) {
+      const data: PoolWorkerData<S> = { workerPool: { module: module.href, tsxApi, setup, id } };
+      const w = new Worker(BOOTSTRAP, { eval: true, workerData: data });
+      workers.push(w);
+      ready.push(
+        new Promise<void>((resolve, reject) => {
+          const onMessage = (m: FromWorker<O>) => {
+            if (m.type === 'ready') {
+              cleanup();
+              resolve();
+            } else if (m.type === 'error') {
+              cleanup();
+              reject(workerError(id, m));
+            }
+          };
+          const onError = (e: Error) => {
+            cleanup();
+            reject(e);
+          };
+          const onExit = (code: number) => {
+            cleanup();
+            reject(new Error(`worker ${id} exited with code ${code} during setup`));
+          };
+          const cleanup = () => {
+            w.off('message', onMessage);
+            w.off('error', onError);
+            w.off('exit', onExit);
+          };
+          w.on('message', onMessage);
+          w.on('error', onError);
+          w.on('exit', onExit);
+        }),
+      );
+    }
+    try {
+      await Promise.all(ready);
+    } catch (e) {
+      await Promise.all(workers.map((w) => w.terminate()));
+      throw e;
+    }
+    return new WorkerPool<I, O>(workers);
+  }
+
+  /**
+   * Process `items` on the workers: each free worker takes the next item. Resolves with the results in
+   * input order; rejects on the first error (the pool stays usable for items already running elsewhere,
+   * but should be closed).
+   */
+  map(items: readonly I[]): Promise<O[]> {
+    const results = new Array<O>(items.length);
+    if (items.length === 0) return Promise.resolve(results);
+    return new Promise<O[]>((resolve, reject) => {
+      let next = 0;
+      let done = 0;
+      let failed = false;
+      const listeners: (() => void)[] = [];
+      const finish = (err?: Error) => {
+        for (const off of listeners) off();
+        if (err) reject(err);
+        else resolve(results);
+      };
+      const feed = (w: Worker) => {
+        if (next >= items.length) return;
+        const index = next++;
+        const msg: ToWorker<I> = { type: 'item', index, item: items[index]! };
+        w.postMessage(msg);
+      };
+      this.workers.forEach((w, id) => {
+        const onMessage = (m: FromWorker<O>) => {
+          if (failed) return;
+          if (m.type === 'result') {
+            results[m.index] = m.value;
+            if (++done === items.length) finish();
+            else feed(w);
+          } else if (m.type === 'error') {
+            failed = true;
+            finish(workerError(id, m));
+          }
+        };
+        const onError = (e: Error) => {
+          if (failed) return;
+          failed = true;
+          finish(e);
+        };
+        const onExit = (code: number) => {
+          if (failed) return;
+          failed = true;
+          finish(new Error(`worker ${id} exited with code ${code}`));
+        };
+        w.on('message', onMessage);
+        w.on('error', onError);
+        w.on('exit', onExit);
+        listeners.push(() => {
+          w.off('message', onMessage);
+          w.off('error', onError);
+          w.off('exit', onExit);
+        });
+      });
+      for (const w of this.workers) feed(w);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+/** Start a pool, process `items`, close the pool. */
+export async function mapInWorkers<S, I, O>(module: URL, count: number, setup: S, items: readonly I[]): Promise<O[]> {
+  const pool = await WorkerPool.start<S, I, O>(module, count, setup);
+  try {
+    return await pool.map(items);
+  } finally {
+    await pool.close();
+  }
+}
+
+/** Inside a worker module started by WorkerPool: run `setup` once, then answer items with its handler. */
+export function serveWorker<S, I, O>(
+  setup: (setup: S, workerId: number) => Promise<(item: I) => O | Promise<O>>,
+): void {
+  if (isMainThread || !parentPort) throw new Error('serveWorker() must run in a worker started by WorkerPool');
+  const port = parentPort;
+  const { setup: setupData, id } = (workerData as PoolWorkerData<S>).workerPool;
+  const send = (m: FromWorker<O>) => port.postMessage(m);
+  const fail = (index: number | null, e: unknown) => {
+    const err = e instanceof Error ? e : new Error(String(e));
+    send({ type: 'error', index, message: err.message, stack: err.stack });
+  };
+  setup(setupData, id).then(
+    (handle) => {
+      // Items are processed one at a time, in arrival order (the pool sends one per free worker).
+      let queue: Promise<void> = Promise.resolve();
+      port.on('message', (m: ToWorker<I>) => {
+        queue = queue.then(async () => {
+          try {
+            send({ type: 'result', index: m.index, value: await handle(m.item) });
+          } catch (e) {
+            fail(m.index, e);
+          }
+        });
+      });
+      send({ type: 'ready' });
+    },
+    (e) => fail(null, e),
+  );
+}
+
+function workerError(id: number, m: { index: number | null; message: string; stack?: string }): Error {
+  const where = m.index === null ? 'during setup' : `on item ${m.index}`;
+  const err = new Error(`worker ${id} failed ${where}: ${m.message}`);
+  if (m.stack) err.stack = `${err.message}\n--- in the worker ---\n${m.stack}`;
+  return err;
+}
