@@ -91,7 +91,7 @@ function jsonField(file: string, key: string): number {
 }
 
 describe('SIGKILL at a random moment, then --resume', () => {
-  test('bench seg: per_image.csv, saved panels and summary equal an uninterrupted run', async () => {
+  test('bench seg --workers 2: per_image.csv, saved panels and summary equal an uninterrupted one-worker run', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bench-kill-seg-'));
     const args = ['seg', '--limit', '20', '--method', 'all', '--save-img', '20', '--quiet'];
     assert.equal(bench([...args, '--out', join(dir, 'whole')]).code, 0);

@@ -11,18 +11,22 @@ import {
 import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { stringify } from 'csv-stringify/sync';
-import { openGtsegs, preprocessSegItem } from '../datasets/gtsegs.js';
+import { type GtsegsDataset, openGtsegs, preprocessSegItem } from '../datasets/gtsegs.js';
+import type { BackendChoice } from '../engine/backend.js';
+import { WorkerPool } from '../engine/worker-pool.js';
 import { FileFormatError } from '../formats/host-tensor.js';
 import { explain } from '../methods/explain.js';
 import type { ExplanationMethod } from '../methods/types.js';
 import {
   formatReferenceLines,
+  type ImageSegStats,
   SEGMENTATION_METRICS,
   SegmentationAccumulator,
   type SegmentationAccumulatorJSON,
   type SegmentationResult,
   segmentImage,
 } from '../metrics/segmentation.js';
+import type { ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { overlayHeatmap, writePanelsPng } from '../reports/overlay.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
@@ -45,6 +49,8 @@ export interface SegRunOptions extends RunControl {
   methods: readonly ExplanationMethod[];
   startLayer: number;
   saveImg?: number;
+  /** Compute images on this many worker threads (each loads the model from `spec` on `backend`). */
+  parallel?: { workers: number; backend: BackendChoice; spec: ModelSpec };
   /** Process only this shard's images (i mod N = K); `bench merge` joins the shards. */
   shard?: Shard;
   /** Called after each image is checkpointed (tests use it to simulate an interruption). */
@@ -139,62 +145,83 @@ export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> 
 
     const total = Math.min(ds.length, opts.limit ?? ds.length);
     const todo = shardIndices(total, opts.shard);
-    const size = { height: c.img_size, width: c.img_size };
     const progress = new Progress('seg', todo.length, state.nextIndex, opts.quiet);
     const first = methods[0]!;
-    for (let p = state.nextIndex; p < todo.length; p++) {
-      const i = todo[p]!;
-      const item = ds.get(i);
-      const pre = preprocessSegItem(item, size, c.mean, c.std);
-      const t0 = performance.now();
-      const input = tf.tensor4d(pre.input, [1, c.in_chans, c.img_size, c.img_size]);
-      const ex = explain(model, input, methods, { startLayer: opts.startLayer });
-      input.dispose();
-      state.sharedSeconds += (performance.now() - t0) / 1000;
-      const rows: (string | number)[][] = [];
-      for (const [k, m] of ex.methods.entries()) {
-        const t1 = performance.now();
-        const constant = m.constant[0]!;
-        const stats = segmentImage(m.map[0]!, pre.label, { constant, width: c.img_size });
-        accs.get(m.method)!.add(stats);
-        const ms = state.methods[m.method]!;
-        ms.seconds += (performance.now() - t1) / 1000;
-        if (constant) ms.constantMaps++;
-        rows.push([
-          i,
-          item.id ?? '',
-          m.method,
-          m.classes ? m.classes[0]! : '',
-          stats.threshold,
-          stats.fgPixels,
-          stats.correct,
-          stats.labeled,
-          stats.inter[0],
-          stats.inter[1],
-          stats.union[0],
-          stats.union[1],
-          stats.ap,
-          stats.rowF1Mean,
-          constant ? 1 : 0,
-        ]);
-        if (k === 0 && constant)
-          log(
-            `warning: ${m.method}: constant map for image ${i}; scored as all background (AP 0.5), as the reference's NaN clean-up does`,
+    const saveImg = opts.saveImg ?? 0;
+    const names = methods.map((m) => m.name);
+    // Images are computed here or on worker threads; either way they are consumed (accumulated,
+    // written, checkpointed) in data-set order, so every worker count gives the same files.
+    const pool =
+      opts.parallel && opts.parallel.workers > 1 && state.nextIndex < todo.length
+        ? await WorkerPool.start<SegWorkerSetup, SegWorkerItem, SegImageResult>(
+            new URL('./segmentation-worker.ts', import.meta.url),
+            Math.min(opts.parallel.workers, todo.length - state.nextIndex),
+            {
+              backend: opts.parallel.backend,
+              spec: opts.parallel.spec,
+              dataFile: opts.dataFile,
+              methods: names,
+              startLayer: opts.startLayer,
+            },
+          )
+        : undefined;
+    try {
+      for (let p = state.nextIndex; p < todo.length; ) {
+        // A few images per worker at a time: results arrive in order and are checkpointed one by one.
+        const chunk = todo.slice(p, p + (pool ? 2 * pool.size : 1));
+        const results = pool
+          ? await pool.map(chunk.map((i) => ({ index: i, keepMaps: i < saveImg })))
+          : chunk.map((i) => evaluateSegImage(model, ds, i, methods, opts.startLayer, i < saveImg));
+        for (const res of results) {
+          const i = res.index;
+          state.sharedSeconds += res.sharedSeconds;
+          const rows: (string | number)[][] = [];
+          for (const [k, m] of res.methods.entries()) {
+            accs.get(m.method)!.add(m.stats);
+            const ms = state.methods[m.method]!;
+            ms.seconds += m.seconds;
+            if (m.constant) ms.constantMaps++;
+            rows.push([
+              i,
+              res.id,
+              m.method,
+              m.cls,
+              m.stats.threshold,
+              m.stats.fgPixels,
+              m.stats.correct,
+              m.stats.labeled,
+              m.stats.inter[0],
+              m.stats.inter[1],
+              m.stats.union[0],
+              m.stats.union[1],
+              m.stats.ap,
+              m.stats.rowF1Mean,
+              m.constant ? 1 : 0,
+            ]);
+            if (k === 0 && m.constant)
+              log(
+                `warning: ${m.method}: constant map for image ${i}; scored as all background (AP 0.5), as the reference's NaN clean-up does`,
+              );
+          }
+          if (i < saveImg) {
+            const pre = preprocessSegItem(ds.get(i), { height: c.img_size, width: c.img_size }, c.mean, c.std);
+            await saveOverlay(join(outDir, 'images', `${String(i).padStart(5, '0')}.png`), pre, res.methods);
+          }
+          appendFileSync(csvPath, stringify(rows));
+          state.csvBytes = readFileSync(csvPath).length;
+          state.nextIndex = ++p;
+          for (const name of names) state.methods[name]!.acc = accs.get(name)!.toJSON();
+          writeJsonAtomic(statePath, state);
+          opts.onImageDone?.(i);
+          const r = accs.get(first.name)!.result();
+          progress.update(
+            p,
+            `${first.name}: pixAcc ${(100 * r.pixelAccuracy).toFixed(2)} mIoU ${(100 * r.mIoU).toFixed(2)} mAP ${(100 * r.mAP).toFixed(2)}`,
           );
+        }
       }
-      if (i < (opts.saveImg ?? 0))
-        await saveOverlay(join(outDir, 'images', `${String(i).padStart(5, '0')}.png`), pre, ex.methods);
-      appendFileSync(csvPath, stringify(rows));
-      state.csvBytes = readFileSync(csvPath).length;
-      state.nextIndex = p + 1;
-      for (const m of methods) state.methods[m.name]!.acc = accs.get(m.name)!.toJSON();
-      writeJsonAtomic(statePath, state);
-      opts.onImageDone?.(i);
-      const r = accs.get(first.name)!.result();
-      progress.update(
-        p + 1,
-        `${first.name}: pixAcc ${(100 * r.pixelAccuracy).toFixed(2)} mIoU ${(100 * r.mIoU).toFixed(2)} mAP ${(100 * r.mAP).toFixed(2)}`,
-      );
+    } finally {
+      await pool?.close();
     }
     progress.stop();
     const summary = segSummary(
@@ -320,6 +347,75 @@ function methodSummary(r: SegmentationResult, seconds: number, constantMaps: num
   };
 }
 
+/** What one image yields, wherever it was computed: per method, its statistics (and map, for panels). */
+export interface SegImageResult {
+  index: number;
+  id: string;
+  /** Seconds of the shared explanation pass. */
+  sharedSeconds: number;
+  methods: {
+    method: string;
+    /** The explained class ('' for class-agnostic methods). */
+    cls: number | '';
+    constant: boolean;
+    stats: ImageSegStats;
+    /** Seconds of this method's scoring. */
+    seconds: number;
+    /** The map (H·W), only when the image's panel is saved. */
+    map?: Float32Array;
+  }[];
+}
+
+export interface SegWorkerSetup {
+  backend: BackendChoice;
+  spec: ModelSpec;
+  dataFile: string;
+  methods: string[];
+  startLayer: number;
+}
+
+export interface SegWorkerItem {
+  index: number;
+  keepMaps: boolean;
+}
+
+/** Explains image `i` with every method in one shared pass and scores each map against the mask. */
+export function evaluateSegImage(
+  model: VisionTransformer,
+  ds: GtsegsDataset,
+  i: number,
+  methods: readonly ExplanationMethod[],
+  startLayer: number,
+  keepMaps: boolean,
+): SegImageResult {
+  const c = model.config;
+  const item = ds.get(i);
+  const pre = preprocessSegItem(item, { height: c.img_size, width: c.img_size }, c.mean, c.std);
+  const t0 = performance.now();
+  const input = tf.tensor4d(pre.input, [1, c.in_chans, c.img_size, c.img_size]);
+  const ex = explain(model, input, methods, { startLayer });
+  input.dispose();
+  const sharedSeconds = (performance.now() - t0) / 1000;
+  return {
+    index: i,
+    id: item.id ?? '',
+    sharedSeconds,
+    methods: ex.methods.map((m) => {
+      const t1 = performance.now();
+      const constant = m.constant[0]!;
+      const stats = segmentImage(m.map[0]!, pre.label, { constant, width: c.img_size });
+      return {
+        method: m.method,
+        cls: m.classes ? m.classes[0]! : '',
+        constant,
+        stats,
+        seconds: (performance.now() - t1) / 1000,
+        ...(keepMaps ? { map: m.map[0]! } : {}),
+      };
+    }),
+  };
+}
+
 export function segSummaryMarkdown(s: SegSummary): string {
   const lines = [
     `# Segmentation benchmark: ${s.model}`,
@@ -359,7 +455,7 @@ export function segSummaryMarkdown(s: SegSummary): string {
 async function saveOverlay(
   file: string,
   pre: { picture: { width: number; height: number; data: Uint8Array }; label: Uint8Array },
-  maps: { method: string; map: Float32Array[] }[],
+  maps: readonly { method: string; map?: Float32Array }[],
 ): Promise<void> {
   const { width, height, data } = pre.picture;
   const maskRgb = new Uint8Array(width * height * 3);
@@ -367,6 +463,6 @@ async function saveOverlay(
   await writePanelsPng(file, [
     { title: 'image', rgb: data, width, height },
     { title: 'mask', rgb: maskRgb, width, height },
-    ...maps.map((m) => ({ title: m.method, rgb: overlayHeatmap(data, m.map[0]!, width, height), width, height })),
+    ...maps.map((m) => ({ title: m.method, rgb: overlayHeatmap(data, m.map!, width, height), width, height })),
   ]);
 }

@@ -2,10 +2,14 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { normalizeCHW } from '../data/image.js';
-import type { ImageFolder } from '../datasets/imagenet-folder.js';
+import type { ImageFolder, ImageFolderOptions } from '../datasets/imagenet-folder.js';
+import type { BackendChoice } from '../engine/backend.js';
+import { WorkerPool } from '../engine/worker-pool.js';
 import { type ExplAttrs, ExplanationWriter } from '../formats/expl-hdf5.js';
 import { explain } from '../methods/explain.js';
+import { resolveMethods } from '../methods/registry.js';
 import type { ExplanationMethod } from '../methods/types.js';
+import type { ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { writeJsonAtomic } from '../util/files.js';
 import { Progress } from '../util/progress.js';
@@ -28,6 +32,8 @@ export interface VisualizeOptions extends RunControl {
   visClass: VisClass;
   startLayer: number;
   shard?: Shard;
+  /** Explain on this many worker threads (each opens the folder and loads the model itself). */
+  parallel?: { workers: number; backend: BackendChoice; spec: ModelSpec; folder: VisWorkerSetup['folder'] };
   /** Called after each image's rows are written (tests use it to simulate an interruption). */
   onImageDone?: (index: number) => void;
 }
@@ -43,6 +49,54 @@ export interface VisualizeSummary {
   files: Record<string, string>;
   constantMaps: Record<string, number>;
   secondsPerImage: number;
+}
+
+/** One image's maps, wherever they were computed. */
+export interface VisImageResult {
+  index: number;
+  /** The [0, 1] image (CHW), as the file stores it. */
+  image: Float32Array;
+  label: number;
+  seconds: number;
+  methods: { method: string; map: Float32Array; constant: boolean }[];
+}
+
+export interface VisWorkerSetup {
+  backend: BackendChoice;
+  spec: ModelSpec;
+  folder: { root: string; options: ImageFolderOptions };
+  visClass: VisClass;
+  startLayer: number;
+}
+
+export interface VisWorkerItem {
+  index: number;
+  /** The methods whose row for this image is still missing. */
+  methods: string[];
+}
+
+/** Explains image `i` of the folder with `methods` in one shared pass. */
+export async function explainVisImage(
+  model: VisionTransformer,
+  folder: ImageFolder,
+  i: number,
+  methods: readonly ExplanationMethod[],
+  visClass: VisClass,
+  startLayer: number,
+): Promise<VisImageResult> {
+  const c = model.config;
+  const { image, label } = await folder.load(i);
+  const t0 = performance.now();
+  const x = tf.tensor4d(normalizeCHW(image, c.mean, c.std), [1, c.in_chans, c.img_size, c.img_size]);
+  const ex = explain(model, x, methods, { classes: visClass === 'top' ? 'top' : label, startLayer });
+  x.dispose();
+  return {
+    index: i,
+    image,
+    label,
+    seconds: (performance.now() - t0) / 1000,
+    methods: ex.methods.map((m) => ({ method: m.method, map: m.map[0]!, constant: m.constant[0]! })),
+  };
 }
 
 export function visFile(outDir: string, method: string, visClass: VisClass): string {
@@ -82,25 +136,58 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
     const constantMaps: Record<string, number> = Object.fromEntries(methods.map((m) => [m.name, 0]));
     let seconds = 0;
     let count = todo.length - pending.length;
-    for (const i of pending) {
-      const { image, label } = await folder.load(i);
-      const t0 = performance.now();
-      const x = tf.tensor4d(normalizeCHW(image, c.mean, c.std), [1, c.in_chans, c.img_size, c.img_size]);
-      const need = methods.filter((m) => !writers.get(m.name)!.has(i));
-      const ex = explain(model, x, need, { classes: visClass === 'top' ? 'top' : label, startLayer: opts.startLayer });
-      x.dispose();
-      seconds += (performance.now() - t0) / 1000;
-      for (const m of ex.methods) {
-        if (m.constant[0]) {
-          constantMaps[m.method]!++;
-          log(
-            `warning: ${m.method}: constant map for image ${i} (${folder.items[i]!.file}); written as zeros (the reference writes NaN)`,
-          );
+    const pool =
+      opts.parallel && opts.parallel.workers > 1 && pending.length > 0
+        ? await WorkerPool.start<VisWorkerSetup, VisWorkerItem, VisImageResult>(
+            new URL('./visualize-worker.ts', import.meta.url),
+            Math.min(opts.parallel.workers, pending.length),
+            {
+              backend: opts.parallel.backend,
+              spec: opts.parallel.spec,
+              folder: opts.parallel.folder,
+              visClass,
+              startLayer: opts.startLayer,
+            },
+          )
+        : undefined;
+    try {
+      // Images are explained here or on worker threads; rows are written in data-set order either way.
+      for (let p = 0; p < pending.length; ) {
+        const chunk = pending.slice(p, p + (pool ? 2 * pool.size : 1)).map((i) => ({
+          index: i,
+          methods: methods.filter((m) => !writers.get(m.name)!.has(i)).map((m) => m.name),
+        }));
+        const results = pool
+          ? await pool.map(chunk)
+          : [
+              await explainVisImage(
+                model,
+                folder,
+                chunk[0]!.index,
+                resolveMethods(chunk[0]!.methods),
+                visClass,
+                opts.startLayer,
+              ),
+            ];
+        for (const r of results) {
+          const i = r.index;
+          seconds += r.seconds;
+          for (const m of r.methods) {
+            if (m.constant) {
+              constantMaps[m.method]!++;
+              log(
+                `warning: ${m.method}: constant map for image ${i} (${folder.items[i]!.file}); written as zeros (the reference writes NaN)`,
+              );
+            }
+            writers.get(m.method)!.append([{ vis: m.map, image: r.image, target: r.label, index: i }]);
+          }
+          opts.onImageDone?.(i);
+          progress.update(++count);
+          p++;
         }
-        writers.get(m.method)!.append([{ vis: m.map[0]!, image, target: label, index: i }]);
       }
-      opts.onImageDone?.(i);
-      progress.update(++count);
+    } finally {
+      await pool?.close();
     }
     progress.stop();
     const summary: VisualizeSummary = {

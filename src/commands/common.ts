@@ -104,6 +104,14 @@ export const SHARD_OPTION = {
     'K/N: process items K, K+N, K+2N, … of the data (join the shards with bench merge). Default: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX with BENCH_SHARD_COUNT; 0/1 = everything',
 } as const;
 
+/** The --workers option: data parallelism over worker threads (the wasm backend is single-threaded in Node). */
+export const WORKERS_OPTION = {
+  type: 'number',
+  default: 1,
+  describe:
+    'worker threads, each with its own backend and copy of the model; images are split among them and the outputs are identical for any N (use one per core on wasm)',
+} as const;
+
 /** results/<command>/<model>/<name or timestamp>[-shard-K-of-N]. */
 export function defaultOutDir(command: string, model: string, name: string | undefined, shard?: Shard): string {
   return `${defaultRunDir(command, model, name)}${shardSuffix(shard)}`;

@@ -14,7 +14,7 @@ import {
 } from '../reports/regression.js';
 import { type BenchmarkName, type BenchmarkRun, indexResults, latestRun } from '../reports/results-index.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
-import { UsageError } from './common.js';
+import { UsageError, WORKERS_OPTION } from './common.js';
 import { runEraserCommand } from './eraser.js';
 import { runPerturbCommand } from './perturb.js';
 import { runSegCommand } from './seg.js';
@@ -32,6 +32,7 @@ export interface RegressArgs {
   update: boolean;
   'run-dir'?: string;
   backend: BackendChoice;
+  workers: number;
   quiet: boolean;
 }
 
@@ -50,8 +51,13 @@ export class RegressionFailure extends Error {}
  * method, into `dir`, in the layout `bench regress --results` reads. Always fresh runs: a cached
  * visualisation from older code would hide a change.
  */
-export async function runEmbeddedBenchmarks(dir: string, backend: BackendChoice, quiet: boolean): Promise<void> {
-  const model = { norm: 'config' as const, backend };
+export async function runEmbeddedBenchmarks(
+  dir: string,
+  backend: BackendChoice,
+  quiet: boolean,
+  workers = 1,
+): Promise<void> {
+  const model = { norm: 'config' as const, backend, workers };
   const log = (s: string) => process.stderr.write(`\n== ${s}\n`);
   log(`bench seg (embedded default) → ${join(dir, 'seg')}`);
   await runSegCommand({
@@ -113,7 +119,7 @@ export async function runRegressCommand(args: RegressArgs): Promise<void> {
   } else if (args.suite === 'embedded') {
     resultsDir = resolve(args['run-dir'] ?? join('results', 'regress', `embedded-${timestampName()}`));
     process.stderr.write(`no --results: running the three embedded benchmarks into ${resultsDir}\n`);
-    await runEmbeddedBenchmarks(resultsDir, args.backend, args.quiet);
+    await runEmbeddedBenchmarks(resultsDir, args.backend, args.quiet, args.workers);
     backendName = (await initBackend(args.backend)).name;
   } else {
     resultsDir = resolve('results');

@@ -13,6 +13,7 @@ import {
   SHARD_OPTION,
   shardFromArgs,
   startBackend,
+  WORKERS_OPTION,
   withModelOptions,
 } from './common.js';
 
@@ -25,6 +26,7 @@ export interface SegArgs extends ModelArgs {
   json?: string;
   limit?: number;
   shard?: string;
+  workers?: number;
   'save-img': number;
   resume: boolean;
   quiet: boolean;
@@ -72,6 +74,7 @@ export async function runSegCommand(args: SegArgs): Promise<void> {
     identity,
     limit: args.limit,
     shard,
+    parallel: { workers: args.workers ?? 1, backend: args.backend, spec },
     saveImg: args['save-img'],
     resume: args.resume,
     quiet: args.quiet,
@@ -115,6 +118,7 @@ export const segCommand: CommandModule<object, SegArgs> = {
       .option('json', { type: 'string', describe: 'also write summary.json to this path' })
       .option('limit', { type: 'number', describe: 'evaluate only the first N images' })
       .option('shard', SHARD_OPTION)
+      .option('workers', WORKERS_OPTION)
       .option('save-img', {
         type: 'number',
         default: 0,

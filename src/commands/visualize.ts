@@ -12,6 +12,7 @@ import {
   SHARD_OPTION,
   shardFromArgs,
   startBackend,
+  WORKERS_OPTION,
   withModelOptions,
 } from './common.js';
 
@@ -26,6 +27,7 @@ export interface VisualizeArgs extends ModelArgs {
   name?: string;
   limit?: number;
   shard?: string;
+  workers?: number;
   resume: boolean;
   quiet: boolean;
 }
@@ -36,7 +38,8 @@ export async function runVisualizeCommand(args: VisualizeArgs): Promise<void> {
   const { model, spec } = loadModelFromArgs(args);
   const data = args.data ?? EMBEDDED.imageFolder;
   if (!args.data) process.stderr.write(`data: embedded synthetic image folder (${data})\n`);
-  const folder = openImageFolder(data, { labels: args.labels, meta: args.meta, size: model.config.img_size });
+  const folderOptions = { labels: args.labels, meta: args.meta, size: model.config.img_size };
+  const folder = openImageFolder(data, folderOptions);
   const shard = shardFromArgs(args.shard);
   const outDir = args.out ? resolve(args.out) : defaultOutDir('visualize', model.config.name, args.name, shard);
   const identity = {
@@ -64,6 +67,12 @@ export async function runVisualizeCommand(args: VisualizeArgs): Promise<void> {
     identity,
     limit: args.limit,
     shard,
+    parallel: {
+      workers: args.workers ?? 1,
+      backend: args.backend,
+      spec,
+      folder: { root: data, options: folderOptions },
+    },
     resume: args.resume,
     quiet: args.quiet,
   });
@@ -116,6 +125,7 @@ export const visualizeCommand: CommandModule<object, VisualizeArgs> = {
       .option('name', { type: 'string', describe: 'run name for the default output folder' })
       .option('limit', { type: 'number', describe: 'only the first N images' })
       .option('shard', SHARD_OPTION)
+      .option('workers', WORKERS_OPTION)
       .option('resume', {
         type: 'boolean',
         default: false,
