@@ -2,6 +2,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { mergeExplanationFiles } from '../formats/expl-hdf5.js';
+import { checkOutputPath } from '../util/files.js';
 import { UsageError } from './common.js';
 
 /**
@@ -28,6 +29,7 @@ function explanationFiles(dir: string): string[] {
 
 export async function runMerge(args: MergeArgs, log: (s: string) => void = (s) => console.log(s)): Promise<string[]> {
   if (args.shards.length === 0) throw new UsageError('give the shard output folders to merge');
+  checkOutputPath(args.out, 'folder', 'the merged output');
   const shards = args.shards.map((s) => resolve(s));
   for (const s of shards) if (!existsSync(s)) throw new UsageError(`${s}: shard folder not found`);
   const files = [...new Set(shards.flatMap(explanationFiles))];
