@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/engine/backend.js';
 import { readSafetensors } from '../src/formats/safetensors.js';
 import { minMaxPerSample } from '../src/methods/aggregate.js';
+import { assertFitsBackend, estimateVitMemory, ModelTooLargeError } from '../src/models/memory.js';
 import { geometry, parseVitConfig, readVitConfig, VIT_PRESET_NAMES, vitPreset } from '../src/models/vit-config.js';
 import { expectedVitKeys, vitWeightsFromStateDict } from '../src/models/vit-weights.js';
 import { goldenPath } from './helpers/golden.js';
@@ -105,4 +106,35 @@ test('min–max: a constant map becomes zeros and is flagged, never NaN', async 
   );
   assert.deepEqual(constant, [true, false]);
   assert.deepEqual(Array.from(normalized.dataSync()), [0, 0, 0, 0, 1, 0.5]);
+});
+
+test('memory: ViT-B and ViT-L fit the 4 GiB wasm heap, ViT-H/14 is refused by name, only on wasm', () => {
+  const gib = (name: string) => estimateVitMemory(vitPreset(name)).totalBytes / 2 ** 30;
+  assert.ok(gib('vit_base_patch16_224') < 1.5, `ViT-B ${gib('vit_base_patch16_224')} GiB`);
+  assert.ok(gib('vit_large_patch16_224') < 4, `ViT-L ${gib('vit_large_patch16_224')} GiB`);
+  const huge = parseVitConfig(
+    {
+      ...timm,
+      name: 'vit_huge_patch14_224',
+      patch_size: 14,
+      embed_dim: 1280,
+      depth: 32,
+      num_heads: 16,
+      num_classes: 1000,
+    },
+    'huge.json',
+  );
+  const e = estimateVitMemory(huge);
+  // 632M parameters: 2.5 GB of weights per orientation, two orientations.
+  assert.ok(e.weightBytes > 4.5 * 2 ** 30 && e.weightBytes < 5 * 2 ** 30, String(e.weightBytes));
+  assert.throws(
+    () => assertFitsBackend('wasm', huge, 'w.safetensors'),
+    (err: unknown) =>
+      err instanceof ModelTooLargeError &&
+      /^w\.safetensors: vit_huge_patch14_224 needs about 6\.0 GiB .*4 GiB heap; install @tensorflow\/tfjs-node \(--backend tensorflow\)$/.test(
+        err.message,
+      ),
+  );
+  assertFitsBackend('tensorflow', huge, 'w.safetensors');
+  assertFitsBackend('wasm', vitPreset('vit_large_patch16_224'), 'w.safetensors');
 });

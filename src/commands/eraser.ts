@@ -10,7 +10,7 @@ import { readInputFile } from '../formats/host-tensor.js';
 import { METHOD_NAMES, resolveMethods } from '../methods/registry.js';
 import { loadBert } from '../models/load.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
-import { writeJsonAtomic } from '../util/files.js';
+import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
 import { defaultOutDir, SHARD_OPTION, shardFromArgs, startBackend, UsageError } from './common.js';
 
 export interface EraserArgs {
@@ -67,6 +67,8 @@ export function resolveBertFiles(
 }
 
 export async function runEraserCommand(args: EraserArgs): Promise<void> {
+  if (args.out) checkOutputPath(args.out, 'folder', '--out');
+  if (args.json) checkOutputPath(args.json, 'file', '--json');
   const methods = resolveMethods(args.method);
   const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
   const embedded = !args['data-dir'];

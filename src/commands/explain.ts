@@ -11,6 +11,7 @@ import { METHOD_NAMES, resolveMethods } from '../methods/registry.js';
 import type { VisionTransformer } from '../models/vit.js';
 import type { VitConfig } from '../models/vit-config.js';
 import { overlayHeatmap, writePanelsPng } from '../reports/overlay.js';
+import { checkOutputPath } from '../util/files.js';
 import { loadModelFromArgs, type ModelArgs, startBackend, withModelOptions } from './common.js';
 import { runExplainText } from './explain-text.js';
 
@@ -152,6 +153,10 @@ export async function runExplain(
   args: ExplainArgs,
   log: (s: string) => void = (s) => console.log(s),
 ): Promise<ExplainJson> {
+  // Outputs are checked before the model loads: a path that cannot be written fails now, not after the work.
+  if (args.json && args.json !== '-') checkOutputPath(args.json, 'file', '--json');
+  if (args.out) checkOutputPath(args.out, 'file', '--out');
+  if (args.html) checkOutputPath(args.html, 'file', '--html');
   if (isTextRun(args)) return (await runExplainText(args, log)) as ExplainJson;
   const toStdout = args.json === '-';
   const say = toStdout ? (s: string) => process.stderr.write(`${s}\n`) : log;

@@ -8,7 +8,7 @@ import { checkShardSet, type ShardRun } from '../benchmarks/shards.js';
 import type { VisualizeSummary } from '../benchmarks/visualize.js';
 import { loadEraserData } from '../datasets/eraser.js';
 import { mergeExplanationFiles } from '../formats/expl-hdf5.js';
-import { writeJsonAtomic } from '../util/files.js';
+import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
 import { UsageError } from './common.js';
 
 /**
@@ -42,6 +42,7 @@ const FINAL_FILE: Record<string, (id: RunIdentity) => string> = {
 
 export async function runMerge(args: MergeArgs, log: (s: string) => void = (s) => console.log(s)): Promise<string[]> {
   if (args.shards.length === 0) throw new UsageError('give the shard output folders to merge');
+  checkOutputPath(args.out, 'folder', 'the merged output');
   const dirs = args.shards.map((s) => resolve(s));
   for (const d of dirs) if (!existsSync(d)) throw new UsageError(`${d}: shard folder not found`);
   const out = resolve(args.out);

@@ -11,7 +11,7 @@ import {
 import type { TieRule } from '../benchmarks/perturbation-core.js';
 import { fileIdentity } from '../benchmarks/run-dir.js';
 import { findMethod } from '../methods/registry.js';
-import { writeJsonAtomic } from '../util/files.js';
+import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
 import {
   defaultOutDir,
   loadModelFromArgs,
@@ -58,6 +58,8 @@ function findVisFiles(dir: string): string[] {
 }
 
 export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
+  if (args.out) checkOutputPath(args.out, 'folder', '--out');
+  if (args.json) checkOutputPath(args.json, 'file', '--json');
   const settings: Setting[] = args.pos === args.neg ? ['negative', 'positive'] : args.neg ? ['negative'] : ['positive'];
   const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
   const { model, spec } = loadModelFromArgs(args);

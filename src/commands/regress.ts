@@ -13,7 +13,7 @@ import {
   verdict,
 } from '../reports/regression.js';
 import { type BenchmarkName, type BenchmarkRun, indexResults, latestRun } from '../reports/results-index.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
+import { checkOutputPath, writeFileAtomic, writeJsonAtomic } from '../util/files.js';
 import { UsageError, WORKERS_OPTION } from './common.js';
 import { runEraserCommand } from './eraser.js';
 import { runPerturbCommand } from './perturb.js';
@@ -105,6 +105,9 @@ export async function runEmbeddedBenchmarks(
 }
 
 export async function runRegressCommand(args: RegressArgs): Promise<void> {
+  if (args.out) checkOutputPath(args.out, 'file', '--out');
+  if (args.json) checkOutputPath(args.json, 'file', '--json');
+  if (args['run-dir']) checkOutputPath(args['run-dir'], 'folder', '--run-dir');
   const expectedFile = resolve(args.expected ?? SUITE_FILES[args.suite]);
   if (args.update && args.suite === 'paper' && !args.expected)
     throw new UsageError(
@@ -201,6 +204,7 @@ export const regressCommand: CommandModule<object, RegressArgs> = {
         default: 'auto' as BackendChoice,
         describe: 'TensorFlow.js backend for the embedded runs',
       })
+      .option('workers', WORKERS_OPTION)
       .option('quiet', {
         type: 'boolean',
         default: false,

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { writeReport } from '../reports/report-page.js';
+import { checkOutputPath } from '../util/files.js';
 import { SUITE_FILES } from './regress.js';
 
 export interface ReportArgs {
@@ -11,6 +12,7 @@ export interface ReportArgs {
 
 export async function runReportCommand(args: ReportArgs): Promise<void> {
   const resultsDir = resolve(args.results);
+  if (args.out) checkOutputPath(args.out, 'folder', '--out');
   const outDir = resolve(args.out ?? `${resultsDir}/report`);
   const r = await writeReport({
     resultsDir,

@@ -5,7 +5,7 @@ import { runSegmentation } from '../benchmarks/segmentation.js';
 import { EMBEDDED } from '../embedded.js';
 import { METHOD_NAMES, resolveMethods } from '../methods/registry.js';
 import { expectedSegmentationTable, readExpectedFile } from '../reports/regression.js';
-import { writeJsonAtomic } from '../util/files.js';
+import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
 import {
   defaultOutDir,
   loadModelFromArgs,
@@ -35,6 +35,8 @@ export interface SegArgs extends ModelArgs {
 const PAPER_NUMBERS = resolve(import.meta.dirname, '../../configs/paper.json');
 
 export async function runSegCommand(args: SegArgs): Promise<void> {
+  if (args.out) checkOutputPath(args.out, 'folder', '--out');
+  if (args.json) checkOutputPath(args.json, 'file', '--json');
   const methods = resolveMethods(args.method);
   const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
   const { model, spec } = loadModelFromArgs(args);

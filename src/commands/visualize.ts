@@ -5,6 +5,7 @@ import { runVisualize, type VisClass } from '../benchmarks/visualize.js';
 import { openImageFolder } from '../datasets/imagenet-folder.js';
 import { EMBEDDED } from '../embedded.js';
 import { METHOD_NAMES, resolveMethods } from '../methods/registry.js';
+import { checkOutputPath } from '../util/files.js';
 import {
   defaultOutDir,
   loadModelFromArgs,
@@ -33,6 +34,7 @@ export interface VisualizeArgs extends ModelArgs {
 }
 
 export async function runVisualizeCommand(args: VisualizeArgs): Promise<void> {
+  if (args.out) checkOutputPath(args.out, 'folder', '--out');
   const methods = resolveMethods(args.method);
   const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
   const { model, spec } = loadModelFromArgs(args);

@@ -158,10 +158,19 @@ export function quietly<T>(fn: () => T): { value: T; diag: string } {
     return length;
   };
   mod.writeSync = capture as WriteSync;
+  // Emscripten's own messages (e.g. "Cannot enlarge memory…" when a corrupt size makes HDF5 ask for gigabytes) go
+  // through console.error, which writes to process.stderr: capture those too.
+  const stderr = process.stderr as unknown as { write: (chunk: unknown, ...rest: unknown[]) => boolean };
+  const origWrite = stderr.write;
+  stderr.write = (chunk: unknown) => {
+    diag += typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
+    return true;
+  };
   try {
     return { value: fn(), diag };
   } finally {
     mod.writeSync = orig;
+    stderr.write = origWrite;
   }
 }
 

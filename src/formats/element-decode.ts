@@ -22,6 +22,9 @@ export const ELEMENT_SIZE: Readonly<Record<ElementType, number>> = {
   bool: 1,
 };
 
+/** The most elements one decoded tensor may have (2^31 − 1, also V8's limit for float32 arrays on 32-bit hosts). */
+const MAX_ELEMENTS = 2 ** 31 - 1;
+
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** A fresh, aligned copy of bytes [begin, end) (Buffer#slice would return a view). */
@@ -80,6 +83,14 @@ export function decodeStrided(
         `${what}: the view (offset ${offset}, shape ${shapeString(shape)}, strides ${shapeString(strides)}) needs ${last + 1} elements, but the data holds only ${available}; the file is truncated or corrupt`,
       );
     }
+  }
+  // A view with zero strides repeats its storage, so a small file can describe a huge tensor: refuse sizes no
+  // typed array can hold instead of failing inside the allocation (or exhausting memory).
+  if (n > MAX_ELEMENTS) {
+    throw new FileFormatError(
+      file,
+      `${what}: shape ${shapeString(shape)} has ${n} elements, more than one array can hold (${MAX_ELEMENTS})`,
+    );
   }
   const cs = contiguousStrides(shape);
   const contiguous = shape.every((s, d) => s <= 1 || strides[d] === cs[d]);

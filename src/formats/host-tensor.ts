@@ -24,13 +24,22 @@ export function shapeString(shape: readonly number[]): string {
   return `(${shape.join(', ')})`;
 }
 
+/**
+ * Control characters escaped (\n → \x0a …), so that text quoted from a corrupt file (a zip entry name, a pickled
+ * global, a byte-order string) cannot break the one-line error or garble the terminal.
+ */
+export function oneLine(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+  return text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 /** A readable failure in a user-supplied file: always names the file and what was wrong with it. */
 export class FileFormatError extends Error {
   constructor(
     readonly file: string,
     problem: string,
   ) {
-    super(`${file}: ${problem}`);
+    super(`${file}: ${oneLine(problem)}`);
     this.name = 'FileFormatError';
   }
 }

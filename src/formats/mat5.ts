@@ -93,6 +93,11 @@ const CLASS_NAMES: Record<number, string> = {
   16: 'function',
 };
 
+/** Deepest nesting of cells/structs accepted (MATLAB data never comes close). */
+const MAX_DEPTH = 64;
+/** Most elements of a struct array without fields (they take no bytes, so the file size cannot bound them). */
+const MAX_EMPTY = 1 << 20;
+
 const MI_INT32 = 5;
 const MI_UINT32 = 6;
 const MI_MATRIX = 14;
@@ -169,7 +174,9 @@ class Reader {
   }
 
   /** Parses a miMATRIX element's content; returns the array and its name. */
-  matrix(data: Uint8Array, where: string): { name: string; value: MatValue } {
+  matrix(data: Uint8Array, where: string, depth = 0): { name: string; value: MatValue } {
+    // Cells and structs nest by recursion; a corrupt file must not be able to exhaust the stack.
+    if (depth > MAX_DEPTH) this.fail(`${where}: cells/structs nested more than ${MAX_DEPTH} deep`);
     if (data.length === 0) return { name: '', value: emptyDouble() }; // an empty element: MATLAB's []
     const flagsEl = this.element(data, 0, `${where} array flags`);
     if (flagsEl.type !== MI_UINT32 || flagsEl.data.length < 8) this.fail(`${where}: array flags missing`);
@@ -186,18 +193,20 @@ class Reader {
     const at = name ? `${where} '${name}'` : where;
     let pos = nameEl.next;
     const count = dims.reduce((a, b) => a * b, 1);
+    if (!Number.isSafeInteger(count)) this.fail(`${at}: dimensions [${dims.join(', ')}] are too large`);
 
     const numeric = NUMERIC_CLASSES[cls];
     if (numeric) {
       if (complex) this.fail(`${at}: complex arrays are not supported`);
       const [className, Ctor] = numeric;
       const re = this.element(data, pos, `${at} data`);
-      const colMajor = new Ctor(count);
       const size = MI_SIZE[re.type];
       if (size === undefined) this.fail(`${at}: data element type ${re.type} is not numeric`);
+      // Checked before allocating: the dimensions come from the file and may claim far more than it holds.
       if (re.data.length < count * size) {
         this.fail(`${at}: ${count} values need ${count * size} bytes, the data element has ${re.data.length}`);
       }
+      const colMajor = new Ctor(count);
       const v = this.view(re.data);
       const big = colMajor instanceof BigInt64Array || colMajor instanceof BigUint64Array;
       for (let i = 0; i < count; i++) {
@@ -212,15 +221,22 @@ class Reader {
       if (el.type === MI_UTF8) codes = [...new TextDecoder('utf-8').decode(el.data)].map((c) => c.codePointAt(0)!);
       else if (el.type === MI_UTF16) codes = [...decodeUtf16(el.data, this.le)].map((c) => c.codePointAt(0)!);
       else codes = this.numbers(el, at);
+      if (codes.length < count) this.fail(`${at}: ${count} characters expected, the data holds ${codes.length}`);
+      const bad = codes.find((c) => !Number.isInteger(c) || c < 0 || c > 0x10ffff);
+      if (bad !== undefined) this.fail(`${at}: character code ${bad} is not a Unicode code point`);
       const rm = toRowMajor(Float64Array.from(codes.slice(0, count)), dims);
-      return { name, value: { kind: 'char', dims, text: String.fromCodePoint(...rm) } };
+      let text = '';
+      for (const c of rm) text += String.fromCodePoint(c);
+      return { name, value: { kind: 'char', dims, text } };
     }
     if (cls === 1) {
+      // Every element is at least an 8-byte tag: a count beyond that is a lie (and would loop for nothing).
+      if (count * 8 > data.length - pos) this.fail(`${at}: ${count} cells cannot fit in ${data.length - pos} bytes`);
       const colMajor: MatValue[] = [];
       for (let i = 0; i < count; i++) {
         const el = this.element(data, pos, `${at}{${i + 1}}`);
         if (el.type !== MI_MATRIX) this.fail(`${at}{${i + 1}}: element type ${el.type}, expected miMATRIX`);
-        colMajor.push(this.matrix(el.data, `${at}{${i + 1}}`).value);
+        colMajor.push(this.matrix(el.data, `${at}{${i + 1}}`, depth + 1).value);
         pos = el.next;
       }
       return { name, value: { kind: 'cell', dims, cells: toRowMajor(colMajor, dims) } };
@@ -237,13 +253,17 @@ class Reader {
         fields.push(new TextDecoder('latin1').decode(end < 0 ? raw : raw.subarray(0, end)));
       }
       pos = namesEl.next;
+      const room = data.length - pos;
+      if (fields.length > 0 ? count * fields.length * 8 > room : count > MAX_EMPTY) {
+        this.fail(`${at}: ${count} struct elements of ${fields.length} fields cannot fit in ${room} bytes`);
+      }
       const colMajor: Map<string, MatValue>[] = [];
       for (let i = 0; i < count; i++) {
         const m = new Map<string, MatValue>();
         for (const f of fields) {
           const el = this.element(data, pos, `${at}.${f}`);
           if (el.type !== MI_MATRIX) this.fail(`${at}.${f}: element type ${el.type}, expected miMATRIX`);
-          m.set(f, this.matrix(el.data, `${at}.${f}`).value);
+          m.set(f, this.matrix(el.data, `${at}.${f}`, depth + 1).value);
           pos = el.next;
         }
         colMajor.push(m);
@@ -288,9 +308,9 @@ function readMi(v: DataView, type: number, p: number, le: boolean): number | big
 
 function decodeUtf16(b: Uint8Array, le: boolean): string {
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const units: number[] = [];
-  for (let p = 0; p + 2 <= b.length; p += 2) units.push(v.getUint16(p, le));
-  return String.fromCharCode(...units);
+  let s = '';
+  for (let p = 0; p + 2 <= b.length; p += 2) s += String.fromCharCode(v.getUint16(p, le));
+  return s;
 }
 
 /** Column-major (MATLAB) → row-major (C) order for any number of dimensions. */

@@ -181,6 +181,14 @@ export function parseNpy(bytes: Uint8Array, file: string): HostTensor {
       `truncated .npy data: ${descr} ${shapeString(dims)} needs ${n * size} bytes, the file holds ${data.length}`,
     );
   }
+  // NumPy writes exactly the array's bytes. More means the header's shape or dtype does not describe the data
+  // (a corrupt header would otherwise give a silently smaller array).
+  if (data.length > n * size) {
+    throw new FileFormatError(
+      file,
+      `.npy data is ${data.length} bytes, but ${descr} ${shapeString(dims)} needs ${n * size}; the header does not match the data`,
+    );
+  }
   // Fortran order: the first axis varies fastest.
   const strides = fortran ? contiguousStrides([...dims].reverse()).reverse() : contiguousStrides(dims);
   return { shape: dims, data: decodeStrided(data, et.type, et.little, 0, dims, strides, file, `.npy ${descr} data`) };

@@ -1,6 +1,6 @@
-import { unzipSync } from 'fflate';
 import { FileFormatError, readInputFile, type StateDict } from './host-tensor.js';
 import { parseNpy } from './npy.js';
+import { unzipChecked } from './zip.js';
 
 /**
  * NumPy `.npz`: a zip archive (stored or deflated) of `.npy` files, one per array; the key is the entry name
@@ -12,14 +12,9 @@ export function readNpz(file: string): StateDict {
 }
 
 export function parseNpz(bytes: Uint8Array, file: string): StateDict {
-  let entries: Record<string, Uint8Array>;
-  try {
-    entries = unzipSync(bytes, { filter: (f) => f.name.endsWith('.npy') });
-  } catch (e) {
-    throw new FileFormatError(file, `not a valid .npz (zip) archive: ${(e as Error).message ?? String(e)}`);
-  }
+  const entries = unzipChecked(bytes, file, (name) => name.endsWith('.npy'));
   const out: StateDict = new Map();
-  for (const [name, data] of Object.entries(entries)) {
+  for (const [name, data] of entries) {
     try {
       out.set(name.slice(0, -'.npy'.length), parseNpy(data, name));
     } catch (e) {

@@ -1,7 +1,7 @@
-import { unzipSync } from 'fflate';
 import { decodeStrided, ELEMENT_SIZE, type ElementType } from './element-decode.js';
 import { FileFormatError, type HostTensor, readInputFile, type StateDict } from './host-tensor.js';
 import { isTuple, PickleError, type UnpickleResult, unpickle } from './pickle.js';
+import { unzipChecked } from './zip.js';
 
 /**
  * PyTorch checkpoints (`torch.save`), read without Python:
@@ -257,17 +257,13 @@ export function isZip(bytes: Uint8Array): boolean {
 }
 
 function readZipCheckpoint(bytes: Uint8Array, file: string): StateDict {
-  let entries: Record<string, Uint8Array>;
-  try {
-    entries = unzipSync(bytes, {
-      filter: (f) => f.name.endsWith('data.pkl') || f.name.endsWith('byteorder') || /(^|\/)data\/[^/]+$/.test(f.name),
-    });
-  } catch (e) {
-    throw new FileFormatError(
+  const entries = Object.fromEntries(
+    unzipChecked(
+      bytes,
       file,
-      `not a valid zip archive (truncated or corrupt?): ${e instanceof Error ? e.message : String(e)}`,
-    );
-  }
+      (name) => name.endsWith('data.pkl') || name.endsWith('byteorder') || /(^|\/)data\/[^/]+$/.test(name),
+    ),
+  );
   const pkl = Object.keys(entries)
     .filter((n) => n === 'data.pkl' || n.endsWith('/data.pkl'))
     .sort((a, b) => a.length - b.length)[0];
@@ -384,6 +380,14 @@ function readLegacyCheckpoint(bytes: Uint8Array, file: string): StateDict {
     const nbytes = Number(count) * size;
     storages.set(key, bytes.subarray(pos + 8, pos + 8 + nbytes));
     pos += 8 + nbytes;
+  }
+  // torch.save writes nothing after the last storage. Extra bytes mean a count or a length earlier in the file is
+  // wrong, and the storages would be read shifted: refuse rather than return other numbers.
+  if (pos !== bytes.length) {
+    throw new FileFormatError(
+      file,
+      `${bytes.length - pos} unexpected bytes after the last storage (at byte ${pos}); the file is corrupt`,
+    );
   }
   const sd = findStateDict(obj.value, file);
   return materialise(sd, (key) => storages.get(key), little, file);

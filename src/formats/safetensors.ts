@@ -39,23 +39,37 @@ export function parseSafetensors(buf: Uint8Array, file: string, opts: { keepF64?
   }
   const dataStart = 8 + hl;
   const dataLen = buf.length - dataStart;
-  const tensors: StateDict = new Map();
   let metadata: Record<string, string> = {};
+  const entries: { name: string; dtype: string; shape: number[]; begin: number; end: number }[] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') {
-      metadata = (entry ?? {}) as Record<string, string>;
+      if (
+        entry === null ||
+        typeof entry !== 'object' ||
+        Array.isArray(entry) ||
+        !Object.values(entry).every((v) => typeof v === 'string')
+      ) {
+        throw new FileFormatError(file, '__metadata__ is not a JSON object of strings');
+      }
+      metadata = entry as Record<string, string>;
       continue;
+    }
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
+      throw new FileFormatError(
+        file,
+        `tensor '${name}': expected {dtype, shape, data_offsets}, found ${JSON.stringify(entry)}`,
+      );
     }
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const dtype = String(e.dtype);
-    const item = ELEMENT_TYPE[dtype] && ELEMENT_SIZE[ELEMENT_TYPE[dtype]];
+    const item = Object.hasOwn(ELEMENT_TYPE, dtype) ? ELEMENT_SIZE[ELEMENT_TYPE[dtype]!] : undefined;
     if (item === undefined) throw new FileFormatError(file, `tensor '${name}': unsupported dtype ${dtype}`);
-    if (!Array.isArray(e.shape) || !e.shape.every((s) => Number.isInteger(s) && s >= 0)) {
+    if (!Array.isArray(e.shape) || !e.shape.every((s) => Number.isSafeInteger(s) && s >= 0)) {
       throw new FileFormatError(file, `tensor '${name}': invalid shape ${JSON.stringify(e.shape)}`);
     }
     const shape = e.shape as number[];
     const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isInteger(o) && o >= 0)) {
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isSafeInteger(o) && o >= 0)) {
       throw new FileFormatError(file, `tensor '${name}': invalid data_offsets ${JSON.stringify(off)}`);
     }
     const [begin, end] = off as [number, number];
@@ -72,7 +86,40 @@ export function parseSafetensors(buf: Uint8Array, file: string, opts: { keepF64?
         `tensor '${name}': data_offsets end ${end} is past the end of the data (${dataLen} bytes); the file is truncated`,
       );
     }
-    tensors.set(name, { shape, data: decode(dtype, buf, dataStart + begin, shape, opts.keepF64 ?? false, file, name) });
+    entries.push({ name, dtype, shape, begin, end });
+  }
+  // As the reference implementation validates: the tensors tile the data exactly, in offset order, with no
+  // overlap, gap or unclaimed tail. A header whose offsets overlap could otherwise hand out the same bytes twice.
+  const ordered = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (let i = 0; i < ordered.length; i++) {
+    const t = ordered[i]!;
+    if (t.begin < at) {
+      throw new FileFormatError(
+        file,
+        `tensor '${t.name}': data_offsets [${t.begin}, ${t.end}] overlap tensor '${ordered[i - 1]!.name}' (which ends at ${at})`,
+      );
+    }
+    if (t.begin > at) {
+      throw new FileFormatError(
+        file,
+        `tensor '${t.name}': data_offsets start at ${t.begin}, leaving bytes ${at}…${t.begin - 1} unclaimed`,
+      );
+    }
+    at = t.end;
+  }
+  if (at !== dataLen) {
+    throw new FileFormatError(
+      file,
+      `the header's tensors cover ${at} bytes of data, but the file holds ${dataLen} after the header`,
+    );
+  }
+  const tensors: StateDict = new Map();
+  for (const t of entries) {
+    tensors.set(t.name, {
+      shape: t.shape,
+      data: decode(t.dtype, buf, dataStart + t.begin, t.shape, opts.keepF64 ?? false, file, t.name),
+    });
   }
   return { tensors, metadata };
 }

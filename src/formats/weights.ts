@@ -1,11 +1,11 @@
 import { extname } from 'node:path';
-import { unzipSync } from 'fflate';
 import { googleVitToTimm, isGoogleVit } from './google-vit.js';
 import { FileFormatError, readInputFile, type StateDict } from './host-tensor.js';
 import { isNpy } from './npy.js';
 import { parseNpz } from './npz.js';
 import { isZip, parsePytorchCheckpoint } from './pytorch.js';
 import { parseSafetensors } from './safetensors.js';
+import { listZip } from './zip.js';
 
 /**
  * Read a weights file of any supported format into a state dict (timm key names, float32 for floating data).
@@ -25,21 +25,7 @@ function looksLikeSafetensors(b: Uint8Array): boolean {
 }
 
 function zipNames(bytes: Uint8Array, file: string): string[] {
-  const names: string[] = [];
-  try {
-    unzipSync(bytes, {
-      filter: (f) => {
-        names.push(f.name);
-        return false;
-      },
-    });
-  } catch (e) {
-    throw new FileFormatError(
-      file,
-      `not a valid zip archive (truncated or corrupt?): ${e instanceof Error ? e.message : String(e)}`,
-    );
-  }
-  return names;
+  return listZip(bytes, file).map((e) => e.name);
 }
 
 export function readWeights(file: string): StateDict {

@@ -1,5 +1,7 @@
 import {
+  accessSync,
   closeSync,
+  constants,
   existsSync,
   fsyncSync,
   mkdirSync,
@@ -10,7 +12,7 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { FileFormatError } from '../formats/host-tensor.js';
 
 /**
@@ -68,4 +70,57 @@ export function removeStaleTempFiles(dir: string, depth = 3): string[] {
     }
   }
   return removed;
+}
+
+/**
+ * Checks, before any work starts, that an output can be written where the user asked: a file path must not be a
+ * folder, a folder path must not be a file, and the nearest existing folder above must be a writable folder (it is
+ * where the missing ones get created). An hour-long run must not fail at its first write. `option` names the
+ * option in the message (e.g. `--json`).
+ */
+export function checkOutputPath(path: string, kind: 'file' | 'folder', option: string): void {
+  const target = resolve(path);
+  const fail = (why: string): never => {
+    throw new FileFormatError(path, `cannot write ${option} here: ${why}`);
+  };
+  const st = statOrNull(target);
+  if (st) {
+    if (kind === 'file' && st.isDirectory()) fail('it is a folder, expected a file name');
+    if (kind === 'folder' && !st.isDirectory()) fail('it is a file, expected a folder');
+    if (!writable(target)) fail(`${kind === 'file' ? 'the file' : 'the folder'} is not writable`);
+    if (kind === 'file' && !writable(dirname(target))) fail(`its folder ${dirname(target)} is not writable`);
+    return;
+  }
+  let dir = dirname(target);
+  for (;;) {
+    const s = statOrNull(dir);
+    if (s) {
+      if (!s.isDirectory()) fail(`${dir} is a file, so no folder can be created in it`);
+      if (!writable(dir)) fail(`${dir} is not writable`);
+      return;
+    }
+    const up = dirname(dir);
+    if (up === dir) return;
+    dir = up;
+  }
+}
+
+function statOrNull(p: string): ReturnType<typeof statSync> | null {
+  try {
+    return statSync(p);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    if (code === 'ENOTDIR') return null; // a file somewhere above: reported when the walk reaches it
+    throw new FileFormatError(p, `cannot check the output path (${code ?? (e as Error).message})`);
+  }
+}
+
+function writable(p: string): boolean {
+  try {
+    accessSync(p, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
