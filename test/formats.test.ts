@@ -12,7 +12,8 @@ import { isTuple, PickleError, pyAttributes, unpickle } from '../src/formats/pic
 import { readPytorchCheckpoint } from '../src/formats/pytorch.js';
 import { readSafetensors } from '../src/formats/safetensors.js';
 import { readWeights } from '../src/formats/weights.js';
-import { PickleWriter, torchTensor } from './helpers/pickle-writer.js';
+import { npyWithHeader } from './helpers/npy-writer.js';
+import { legacyTorchFileWithView, PickleWriter, torchTensor } from './helpers/pickle-writer.js';
 
 const GOLDEN = path.resolve(import.meta.dirname, '../../shared/golden/vit/S1');
 const FORMATS = path.join(GOLDEN, 'formats');
@@ -126,21 +127,6 @@ describe('googleVitToTimm', () => {
 });
 
 // --- npy ------------------------------------------------------------------------------------------------------
-
-function npyWithHeader(header: string, data: Uint8Array, version: 1 | 2 = 1): Uint8Array {
-  const pre = version === 1 ? 10 : 12;
-  let h = header;
-  while ((pre + h.length + 1) % 64 !== 0) h += ' ';
-  h += '\n';
-  const out = new Uint8Array(pre + h.length + data.length);
-  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, version, 0]);
-  const dv = new DataView(out.buffer);
-  if (version === 1) dv.setUint16(8, h.length, true);
-  else dv.setUint32(8, h.length, true);
-  for (let i = 0; i < h.length; i++) out[pre + i] = h.charCodeAt(i);
-  out.set(data, pre + h.length);
-  return out;
-}
 
 describe('npy', () => {
   test('encodeNpy → parseNpy round trip', () => {
@@ -370,22 +356,7 @@ describe('pytorch (hand-made checkpoints)', () => {
   });
 
   test('legacy format with a storage view', () => {
-    const magic = new PickleWriter()
-      .op(0x80, 2, 0x8a, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19)
-      .stop();
-    const proto = new PickleWriter().op(0x80, 2).int(1001).stop();
-    const sys = new PickleWriter().op(0x80, 2).op(0x7d).str('little_endian').op(0x88, 0x73).stop();
-    const obj = new PickleWriter().op(0x80, 2).op(0x7d).str('model').op(0x7d).mark();
-    obj.str('full');
-    torchTensor(obj, 'FloatStorage', 'root', 8, 0, [2, 4], [4, 1]);
-    obj.str('view');
-    torchTensor(obj, 'FloatStorage', 'root', 8, 1, [2], [2], ['v', 3, 5]); // storage[3:8], tensor offset 1, stride 2
-    obj.op(0x75).op(0x73).stop();
-    const keys = new PickleWriter().op(0x80, 2).op(0x5d).mark().str('root').op(0x65).stop();
-    const count = new Uint8Array(new BigInt64Array([8n]).buffer);
-    const data = f32Bytes([0, 1, 2, 3, 4, 5, 6, 7]);
-    const parts = [magic, proto, sys, obj, keys].map((w) => w.bytes());
-    const file = new Uint8Array([...parts.flatMap((b) => [...b]), ...count, ...data]);
+    const file = legacyTorchFileWithView();
     const sd = readWeights(tmpFile('legacy.pth', file));
     assert.deepEqual(floats(sd.get('full')!), [0, 1, 2, 3, 4, 5, 6, 7]);
     assert.deepEqual(floats(sd.get('view')!), [4, 6]);

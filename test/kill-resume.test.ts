@@ -1,38 +1,19 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readExplanations } from '../src/formats/expl-hdf5.js';
 import { Rng } from '../src/util/random.js';
 import { BIN, bench } from './helpers/cli.js';
+import { assertSameExplanationRows, filesUnder, withoutTimings } from './helpers/run-outputs.js';
 
 /**
  * Never lose work: a run killed with SIGKILL at a random moment and continued with --resume ends with the
  * output of an uninterrupted run. Each run here is killed twice (once while fresh, once while resuming).
  */
 const rng = new Rng(20261126);
-
-function files(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d)) {
-      const p = join(d, e);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.push(relative(dir, p));
-    }
-  };
-  walk(dir);
-  return out.sort();
-}
-
-function withoutTimings(file: string): unknown {
-  return JSON.parse(readFileSync(file, 'utf8'), (k, v) =>
-    k === 'secondsPerImage' || k === 'seconds' || k === 'sharedSeconds' ? undefined : v,
-  );
-}
 
 /**
  * Starts `bench args`, waits until `started()` says work has been checkpointed, waits a random 0–`jitterMs`
@@ -102,9 +83,9 @@ describe('SIGKILL at a random moment, then --resume', () => {
       () => jsonField(join(out, 'state.json'), 'nextIndex'),
       'summary.json',
     );
-    assert.deepEqual(files(out), files(join(dir, 'whole')));
+    assert.deepEqual(filesUnder(out), filesUnder(join(dir, 'whole')));
     // Byte for byte, except the files that carry wall-clock timings.
-    for (const f of files(out).filter((f) => !['summary.json', 'summary.md', 'state.json'].includes(f)))
+    for (const f of filesUnder(out).filter((f) => !['summary.json', 'summary.md', 'state.json'].includes(f)))
       assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(dir, 'whole', f))), f);
     const untimed = (f: string) => readFileSync(f, 'utf8').replace(/[\d.]+ s per image/, '');
     assert.equal(untimed(join(out, 'summary.md')), untimed(join(dir, 'whole', 'summary.md')));
@@ -117,8 +98,8 @@ describe('SIGKILL at a random moment, then --resume', () => {
     assert.equal(bench([...args, '--out', join(dir, 'whole')]).code, 0);
     const out = join(dir, 'cut');
     await killTwiceThenResume([...args, '--out', out], out, () => lines(join(out, 'documents.jsonl')), 'summary.json');
-    const all = files(join(dir, 'whole'));
-    assert.deepEqual(files(out), all);
+    const all = filesUnder(join(dir, 'whole'));
+    assert.deepEqual(filesUnder(out), all);
     for (const f of all) assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(dir, 'whole', f))), f);
   });
 
@@ -142,19 +123,11 @@ describe('SIGKILL at a random moment, then --resume', () => {
     };
     assert.equal(summary.images, 24);
     for (const m of Object.keys(summary.files)) {
-      const a = await readExplanations(join(dir, 'whole', m, 'top', 'results.hdf5'));
-      const b = await readExplanations(join(out, m, 'top', 'results.hdf5'));
-      try {
-        assert.deepEqual(b.indices, a.indices, m);
-        const [ra, rb] = [a.readRows(0, a.rows), b.readRows(0, b.rows)];
-        assert.deepEqual(rb.vis, ra.vis, m);
-        assert.deepEqual(rb.image, ra.image, m);
-        assert.deepEqual(rb.target, ra.target, m);
-      } finally {
-        a.close();
-        b.close();
-      }
+      await assertSameExplanationRows(
+        join(dir, 'whole', m, 'top', 'results.hdf5'),
+        join(out, m, 'top', 'results.hdf5'),
+      );
     }
-    assert.ok(!files(out).some((f) => /\.tmp-\d+$/.test(f)), 'a temp file was left behind');
+    assert.ok(!filesUnder(out).some((f) => /\.tmp-\d+$/.test(f)), 'a temp file was left behind');
   });
 });

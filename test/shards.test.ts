@@ -1,38 +1,18 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { resolveShard, shardIndices } from '../src/benchmarks/shards.js';
 import { readExplanations } from '../src/formats/expl-hdf5.js';
 import { BIN, bench } from './helpers/cli.js';
+import { assertSameExplanationRows, filesUnder, withoutTimings } from './helpers/run-outputs.js';
 
 /** Runs bench with extra environment variables (the scheduler's). */
 function benchEnv(args: string[], env: Record<string, string>) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Every file under a folder, relative, sorted. */
-function files(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d)) {
-      const p = join(d, e);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.push(relative(dir, p));
-    }
-  };
-  walk(dir);
-  return out.sort();
-}
-
-/** A summary without its wall-clock timings (the only thing that legitimately differs). */
-function withoutTimings(file: string): unknown {
-  return JSON.parse(readFileSync(file, 'utf8'), (k, v) =>
-    k === 'secondsPerImage' || k === 'seconds' || k === 'sharedSeconds' ? undefined : v,
-  );
 }
 
 describe('shard selection', () => {
@@ -102,7 +82,7 @@ describe('bench seg shards', () => {
     const m = bench(['merge', join(dir, 'merged'), join(dir, 's1'), join(dir, 's0')]);
     assert.equal(m.code, 0, m.stderr);
     assert.match(m.stdout, /7 images from 2 shards/);
-    assert.deepEqual(files(join(dir, 'merged')), files(join(dir, 'whole')));
+    assert.deepEqual(filesUnder(join(dir, 'merged')), filesUnder(join(dir, 'whole')));
     for (const f of ['per_image.csv', 'run.json', 'images/00000.png', 'images/00001.png', 'images/00002.png'])
       assert.ok(readFileSync(join(dir, 'merged', f)).equals(readFileSync(join(dir, 'whole', f))), f);
     assert.deepEqual(
@@ -125,8 +105,8 @@ describe('bench eraser shards', () => {
     }
     const m = bench(['merge', join(dir, 'merged'), join(dir, 's2'), join(dir, 's0'), join(dir, 's1')]);
     assert.equal(m.code, 0, m.stderr);
-    const all = files(join(dir, 'whole'));
-    assert.deepEqual(files(join(dir, 'merged')), all);
+    const all = filesUnder(join(dir, 'whole'));
+    assert.deepEqual(filesUnder(join(dir, 'merged')), all);
     assert.ok(all.includes('transformer_attribution/identifier_results_5.json') && all.includes('documents.jsonl'));
     for (const f of all) assert.ok(readFileSync(join(dir, 'merged', f)).equals(readFileSync(join(dir, 'whole', f))), f);
 
@@ -170,15 +150,11 @@ describe('bench visualize shards', () => {
     const m = bench(['merge', join(dir, 'merged'), join(dir, 's0'), join(dir, 's1')]);
     assert.equal(m.code, 0, m.stderr);
     for (const method of ['rollout', 'lrp']) {
-      const a = await readExplanations(join(dir, 'whole', method, 'top', 'results.hdf5'));
-      const b = await readExplanations(join(dir, 'merged', method, 'top', 'results.hdf5'));
-      assert.deepEqual(b.indices, [0, 1, 2, 3, 4]);
-      const [ra, rb] = [a.readRows(0, 5), b.readRows(0, 5)];
-      assert.deepEqual(rb.vis, ra.vis);
-      assert.deepEqual(rb.image, ra.image);
-      assert.deepEqual(rb.target, ra.target);
-      a.close();
-      b.close();
+      const merged = join(dir, 'merged', method, 'top', 'results.hdf5');
+      await assertSameExplanationRows(join(dir, 'whole', method, 'top', 'results.hdf5'), merged);
+      const r = await readExplanations(merged);
+      assert.deepEqual(r.indices, [0, 1, 2, 3, 4]);
+      r.close();
     }
     const summary = withoutTimings(join(dir, 'merged', 'visualize-top.json')) as Record<string, unknown>;
     const whole = withoutTimings(join(dir, 'whole', 'visualize-top.json')) as Record<string, unknown>;

@@ -5,13 +5,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { readExplanations } from '../src/formats/expl-hdf5.js';
 import { bench } from './helpers/cli.js';
-
-/** Same inputs, same outputs: --workers N changes where images are computed, never what is written. */
-function withoutTimings(file: string): unknown {
-  return JSON.parse(readFileSync(file, 'utf8'), (k, v) =>
-    k === 'secondsPerImage' || k === 'seconds' || k === 'sharedSeconds' ? undefined : v,
-  );
-}
+import { assertSameExplanationRows, withoutTimings } from './helpers/run-outputs.js';
 
 describe('--workers', () => {
   test('bench seg --workers 2 writes the files of --workers 1', () => {
@@ -32,19 +26,11 @@ describe('--workers', () => {
     const r = bench([...args, '--workers', '3', '--out', join(dir, 'w3')]);
     assert.equal(r.code, 0, r.stderr);
     for (const m of ['gradcam', 'lrp', 'transformer_attribution']) {
-      // HDF5 files themselves differ in the 4-byte modification time HDF5 stamps on each dataset.
-      const a = await readExplanations(join(dir, 'w1', m, 'top', 'results.hdf5'));
-      const b = await readExplanations(join(dir, 'w3', m, 'top', 'results.hdf5'));
-      try {
-        assert.deepEqual(b.indices, [0, 1, 2, 3, 4, 5, 6]);
-        const [ra, rb] = [a.readRows(0, 7), b.readRows(0, 7)];
-        assert.deepEqual(rb.vis, ra.vis, m);
-        assert.deepEqual(rb.image, ra.image, m);
-        assert.deepEqual(rb.target, ra.target, m);
-      } finally {
-        a.close();
-        b.close();
-      }
+      const w3 = join(dir, 'w3', m, 'top', 'results.hdf5');
+      await assertSameExplanationRows(join(dir, 'w1', m, 'top', 'results.hdf5'), w3);
+      const r = await readExplanations(w3);
+      assert.deepEqual(r.indices, [0, 1, 2, 3, 4, 5, 6]);
+      r.close();
     }
   });
 });

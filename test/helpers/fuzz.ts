@@ -17,7 +17,8 @@ import { type MatValue, parseMat5 } from '../../src/formats/mat5.js';
 import { encodeNpy, parseNpy } from '../../src/formats/npy.js';
 import { parseWeights } from '../../src/formats/weights.js';
 import { Rng } from '../../src/util/random.js';
-import { PickleWriter, torchTensor } from './pickle-writer.js';
+import { npyWithHeader } from './npy-writer.js';
+import { legacyTorchFileWithView, PickleWriter, torchTensor } from './pickle-writer.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures');
 
@@ -260,21 +261,6 @@ function safetensorsLie(rng: Rng, src: Uint8Array): { bytes: Uint8Array; desc: s
   return { bytes: safetensorsWith(header, src.subarray(8 + hl)), desc };
 }
 
-function npyWithHeader(header: string, data: Uint8Array, version: 1 | 2 = 1): Uint8Array {
-  const pre = version === 1 ? 10 : 12;
-  let h = header;
-  while ((pre + h.length + 1) % 64 !== 0) h += ' ';
-  h += '\n';
-  const out = new Uint8Array(pre + h.length + data.length);
-  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, version, 0]);
-  const dv = new DataView(out.buffer);
-  if (version === 1) dv.setUint16(8, h.length, true);
-  else dv.setUint32(8, h.length, true);
-  for (let i = 0; i < h.length; i++) out[pre + i] = h.charCodeAt(i);
-  out.set(data, pre + h.length);
-  return out;
-}
-
 function npySeeds(): Seed[] {
   const be = new Uint8Array(48);
   for (let i = 0; i < 6; i++) new DataView(be.buffer).setFloat64(8 * i, i - 2.5, false);
@@ -339,21 +325,7 @@ function torchZipSeed(): Uint8Array {
 }
 
 function torchLegacySeed(): Uint8Array {
-  const magic = new PickleWriter()
-    .op(0x80, 2, 0x8a, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19)
-    .stop();
-  const proto = new PickleWriter().op(0x80, 2).int(1001).stop();
-  const sys = new PickleWriter().op(0x80, 2).op(0x7d).str('little_endian').op(0x88, 0x73).stop();
-  const obj = new PickleWriter().op(0x80, 2).op(0x7d).str('model').op(0x7d).mark();
-  obj.str('full');
-  torchTensor(obj, 'FloatStorage', 'root', 8, 0, [2, 4], [4, 1]);
-  obj.str('view');
-  torchTensor(obj, 'FloatStorage', 'root', 8, 1, [2], [2], ['v', 3, 5]);
-  obj.op(0x75).op(0x73).stop();
-  const keys = new PickleWriter().op(0x80, 2).op(0x5d).mark().str('root').op(0x65).stop();
-  const count = new Uint8Array(new BigInt64Array([8n]).buffer);
-  const parts = [magic, proto, sys, obj, keys].map((w) => w.bytes());
-  return new Uint8Array([...parts.flatMap((b) => [...b]), ...count, ...f32([0, 1, 2, 3, 4, 5, 6, 7])]);
+  return legacyTorchFileWithView();
 }
 
 /** Zip lies: the size and offset fields of the local headers and the central directory. */

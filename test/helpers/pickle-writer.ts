@@ -62,3 +62,26 @@ export function torchTensor(
   p.global('collections', 'OrderedDict').op(0x29, 0x52); // EMPTY_TUPLE REDUCE
   p.tuple().op(0x52); // REDUCE
 }
+
+/**
+ * A legacy (pre-1.6, non-zip) torch.save file: one FloatStorage 'root' of the values 0…7 holding two
+ * tensors, 'full' (2×4) and 'view' (storage[3:8], offset 1, stride 2 → [4, 6]).
+ */
+export function legacyTorchFileWithView(): Uint8Array {
+  const magic = new PickleWriter()
+    .op(0x80, 2, 0x8a, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19)
+    .stop();
+  const proto = new PickleWriter().op(0x80, 2).int(1001).stop();
+  const sys = new PickleWriter().op(0x80, 2).op(0x7d).str('little_endian').op(0x88, 0x73).stop();
+  const obj = new PickleWriter().op(0x80, 2).op(0x7d).str('model').op(0x7d).mark();
+  obj.str('full');
+  torchTensor(obj, 'FloatStorage', 'root', 8, 0, [2, 4], [4, 1]);
+  obj.str('view');
+  torchTensor(obj, 'FloatStorage', 'root', 8, 1, [2], [2], ['v', 3, 5]);
+  obj.op(0x75).op(0x73).stop();
+  const keys = new PickleWriter().op(0x80, 2).op(0x5d).mark().str('root').op(0x65).stop();
+  const count = new Uint8Array(new BigInt64Array([8n]).buffer);
+  const data = new Uint8Array(Float32Array.of(0, 1, 2, 3, 4, 5, 6, 7).buffer);
+  const parts = [magic, proto, sys, obj, keys].map((w) => w.bytes());
+  return new Uint8Array([...parts.flatMap((b) => [...b]), ...count, ...data]);
+}
