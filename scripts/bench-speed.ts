@@ -84,7 +84,6 @@ const workerModule = new URL('./bench-speed-worker.ts', import.meta.url);
 const setup: SpeedSetup = { model: args.model, backend: args.backend };
 const tStart = performance.now();
 const pool = await WorkerPool.start<SpeedSetup, SpeedTask, SpeedResult>(workerModule, args.workers, setup);
-let nextImage = 0;
 const digests: Record<string, Record<number, string>> = {};
 /** Largest worker wasm heap after each timed run, per measurement. */
 const heapByRun: Record<string, number[]> = {};
@@ -99,7 +98,9 @@ async function measure(label: string, methods: SpeedTask['methods']): Promise<St
   const heaps: number[] = [];
   heapByRun[label] = heaps;
   for (let r = 0; r < args.runs; r++) {
-    const images = Array.from({ length: pool.size }, () => nextImage++);
+    // Image r·workers + i: the same images for every measurement, so that runs with different worker
+    // counts can be compared image by image (their digests).
+    const images = Array.from({ length: pool.size }, (_, i) => r * pool.size + i);
     const t0 = performance.now();
     const out = await pool.map(batch(images));
     runs.push((performance.now() - t0) / 1000 / pool.size);

@@ -14,8 +14,13 @@ let splitBatched = true;
 /** Multiply-adds per slice below which a batched product is not split (measured on wasm). */
 const SPLIT_MIN_WORK = 1_500_000;
 
+/** Whether safeDivide may use the fused kernel (registered for wasm by platform-fixes.ts). */
+let fusedSafeDivide = false;
+
+/** Call after applyPlatformFixes(backendName). */
 export function configureOps(backendName: string): void {
   splitBatched = backendName === 'wasm';
+  fusedSafeDivide = tf.getKernel(SAFE_DIVIDE_KERNEL, backendName) !== undefined;
 }
 
 /** Override the choice (training with large batches is cheaper with plain batched matmuls). */
@@ -98,13 +103,24 @@ export function negPart<T extends tf.Tensor>(x: T, xPos: T = relu(x)): T {
  */
 export const SAFE_DIVIDE_EPS = 1e-9;
 
+/** The fused safe_divide kernel, registered for wasm by platform-fixes.ts. */
+export const SAFE_DIVIDE_KERNEL = 'BenchSafeDivide';
+
 export function safeDivide(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  // The fused kernel has no gradient: keep the composite when training differentiates through the model.
+  if (fusedSafeDivide && !fastGradients && a.dtype === 'float32' && b.dtype === 'float32' && sameShape(a, b)) {
+    return tf.engine().runKernel(SAFE_DIVIDE_KERNEL, { a, b }, {}) as tf.Tensor;
+  }
   return tf.tidy(() => {
     let den = tf.add(b, SAFE_DIVIDE_EPS);
     den = tf.where(tf.equal(den, 0), tf.fill(den.shape, SAFE_DIVIDE_EPS), den);
     const q = tf.div(a, den);
     return tf.mul(q, tf.cast(tf.notEqual(b, 0), 'float32'));
   });
+}
+
+function sameShape(a: tf.Tensor, b: tf.Tensor): boolean {
+  return a.rank === b.rank && a.shape.every((n, i) => n === b.shape[i]);
 }
 
 export interface LayerNormParams {

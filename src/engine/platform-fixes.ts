@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { SAFE_DIVIDE_EPS, SAFE_DIVIDE_KERNEL } from './ops.js';
 
 /**
  * The one place that papers over TF.js 4.22 gaps (PLATFORM.md §2). Our own model code needs none of these
@@ -55,8 +56,40 @@ export function applyPlatformFixes(backend: string): void {
   }
   if (backend === 'wasm' && !done.has('wasm-slice')) {
     installWasmSlice();
+    installWasmSafeDivide();
     done.add('wasm-slice');
   }
+}
+
+/**
+ * Kernel SAFE_DIVIDE_KERNEL: `safe_divide(a, b)` (ops.ts) for same-shape float32 tensors in one pass. As eight wasm kernels it costs
+ * ~40× a plain division: the comparisons against a scalar take the backend's slow broadcasting loop.
+ * It is evaluated here in float64 and rounded to float32 after each step, which gives exactly the
+ * float32 results of the composite (each step is one correctly rounded +, / or ×).
+ */
+function installWasmSafeDivide(): void {
+  if (tf.getKernel(SAFE_DIVIDE_KERNEL, 'wasm')) return;
+  const eps = Math.fround(SAFE_DIVIDE_EPS);
+  tf.registerKernel({
+    kernelName: SAFE_DIVIDE_KERNEL,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend: be }) => {
+      const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+      const wasm = be as WasmBackend;
+      const out = wasm.makeOutput(a.shape, 'float32');
+      // Views only after makeOutput: allocating may grow the heap, which detaches older views.
+      const av: Float32Array = wasm.typedArrayFromHeap(a);
+      const bv: Float32Array = wasm.typedArrayFromHeap(b);
+      const ov: Float32Array = wasm.typedArrayFromHeap(out);
+      for (let i = 0; i < ov.length; i++) {
+        const bi = bv[i]!;
+        let den = Math.fround(bi + eps);
+        if (den === 0) den = eps;
+        ov[i] = Math.fround(av[i]! / den) * (bi !== 0 ? 1 : 0);
+      }
+      return out;
+    },
+  });
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the wasm backend's heap helpers are not in tfjs' public types
