@@ -108,10 +108,13 @@ test('min–max: a constant map becomes zeros and is flagged, never NaN', async 
   assert.deepEqual(Array.from(normalized.dataSync()), [0, 0, 0, 0, 1, 0.5]);
 });
 
-test('memory: ViT-B and ViT-L fit the 4 GiB wasm heap, ViT-H/14 is refused by name, only on wasm', () => {
+test('memory: ViT-B fits the 4 GiB wasm heap; ViT-L/16 and ViT-H/14 are refused by name, only on wasm', () => {
   const gib = (name: string) => estimateVitMemory(vitPreset(name)).totalBytes / 2 ** 30;
-  assert.ok(gib('vit_base_patch16_224') < 1.5, `ViT-B ${gib('vit_base_patch16_224')} GiB`);
-  assert.ok(gib('vit_large_patch16_224') < 4, `ViT-L ${gib('vit_large_patch16_224')} GiB`);
+  // Measured on wasm: ViT-B/16's heap is 1.69 GiB after a six-method sweep; ViT-L/16 aborts in XNNPACK
+  // (out of memory) during its first forward pass.
+  const base = gib('vit_base_patch16_224');
+  assert.ok(base > 1.6 && base < 1.9, `ViT-B ${base} GiB`);
+  assert.ok(gib('vit_large_patch16_224') > 4, `ViT-L ${gib('vit_large_patch16_224')} GiB`);
   const huge = parseVitConfig(
     {
       ...timm,
@@ -125,16 +128,20 @@ test('memory: ViT-B and ViT-L fit the 4 GiB wasm heap, ViT-H/14 is refused by na
     'huge.json',
   );
   const e = estimateVitMemory(huge);
-  // 632M parameters: 2.5 GB of weights per orientation, two orientations.
-  assert.ok(e.weightBytes > 4.5 * 2 ** 30 && e.weightBytes < 5 * 2 ** 30, String(e.weightBytes));
+  // 632M parameters: 2.5 GB of weights per orientation, two orientations, each with XNNPACK's packed copy.
+  assert.ok(e.weightBytes > 9 * 2 ** 30 && e.weightBytes < 10 * 2 ** 30, String(e.weightBytes));
   assert.throws(
     () => assertFitsBackend('wasm', huge, 'w.safetensors'),
     (err: unknown) =>
       err instanceof ModelTooLargeError &&
-      /^w\.safetensors: vit_huge_patch14_224 needs about 6\.0 GiB .*4 GiB heap; install @tensorflow\/tfjs-node \(--backend tensorflow\)$/.test(
+      /^w\.safetensors: vit_huge_patch14_224 needs about \d+\.\d GiB .*4 GiB heap; install @tensorflow\/tfjs-node \(--backend tensorflow\)$/.test(
         err.message,
       ),
   );
   assertFitsBackend('tensorflow', huge, 'w.safetensors');
-  assertFitsBackend('wasm', vitPreset('vit_large_patch16_224'), 'w.safetensors');
+  assertFitsBackend('wasm', vitPreset('vit_base_patch16_224'), 'w.safetensors');
+  assert.throws(
+    () => assertFitsBackend('wasm', vitPreset('vit_large_patch16_224'), 'l.safetensors'),
+    /l\.safetensors: vit_large_patch16_224 needs about 5\.6 GiB/,
+  );
 });

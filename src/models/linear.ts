@@ -97,12 +97,17 @@ export class Linear {
   }
 }
 
+/** The derived weights kept per layer when caching: three parts (W⁺, W⁻, |W|) in two orientations. */
+export const DERIVED_COPIES = 6;
+/** Above this many bytes of derived weights a model recomputes them per rule call (memory.ts reads it too). */
+export const DERIVED_CACHE_BUDGET_BYTES = 512 * 2 ** 20;
+
 /**
  * Keep the derived weights of these layers only if all of them (three parts, two orientations) fit in
  * `budgetBytes`.
  */
-export function setSignedCaching(layers: readonly Linear[], budgetBytes = 512 * 2 ** 20): boolean {
-  const bytes = layers.reduce((n, l) => n + 6 * 4 * l.W.size, 0);
+export function setSignedCaching(layers: readonly Linear[], budgetBytes = DERIVED_CACHE_BUDGET_BYTES): boolean {
+  const bytes = layers.reduce((n, l) => n + DERIVED_COPIES * 4 * l.W.size, 0);
   const cache = bytes <= budgetBytes;
   for (const l of layers) l.cacheSigned = cache;
   return cache;
