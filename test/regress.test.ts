@@ -197,6 +197,13 @@ describe('bench regress --suite paper', () => {
     assert.match(r.stdout, /\| segmentation \| lrp \| mAP \| 55\.68 \| 56\.88 \| \+1\.20 \| ±1\.5 \| ok \|/);
     assert.match(r.stdout, /PASS: all 38 numbers within tolerance/);
     assert.ok(existsSync(join(root, 'regress-paper.md')));
+    // The report puts the paper's numbers beside runs of the paper's model.
+    const rep = bench(['report', '--results', root]);
+    assert.equal(rep.code, 0, rep.stderr);
+    const md = readFileSync(join(root, 'report', 'index.md'), 'utf8');
+    assert.match(md, /\| transformer_attribution \| 79\.90 \| 79\.70 \| 62\.15 \| 61\.95 \| 86\.23 \| 86\.03 \|/);
+    assert.match(md, /\| gradcam \| target \| 42\.22 \| 42\.02 \| 33\.76 \| 33\.56 \| 50000 \|/);
+    assert.match(md, /regress-paper\.md`: \*\*PASS: all 38 numbers/);
   });
 
   test('one number outside its tolerance fails; the exit status and the row say so', () => {

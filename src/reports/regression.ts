@@ -376,3 +376,14 @@ export function expectedSegmentationTable(
     if (e.benchmark === 'segmentation') (out[e.path[0]!] ??= {})[e.path[1]!] = e.expected;
   return out as Record<string, { pixelAccuracy: number; mIoU: number; mAP: number }>;
 }
+
+/** The paper file's perturbation AUCs as { method: { visClass: { negative, positive } } }. */
+export function expectedPerturbationTable(
+  f: ExpectedFile,
+): Record<string, Record<string, { negative?: number; positive?: number }>> {
+  const out: Record<string, Record<string, { negative?: number; positive?: number }>> = {};
+  for (const e of expectations(f))
+    if (e.benchmark === 'perturbation')
+      ((out[e.path[0]!] ??= {})[e.path[1]!] ??= {})[e.path[2] as 'negative' | 'positive'] = e.expected;
+  return out;
+}

@@ -4,7 +4,7 @@ import { marked } from 'marked';
 import { readExplanations } from '../formats/expl-hdf5.js';
 import { writeFileAtomic } from '../util/files.js';
 import { overlayHeatmap, type Panel, writePanelsPng } from './overlay.js';
-import { expectedSegmentationTable, readExpectedFile } from './regression.js';
+import { expectedPerturbationTable, expectedSegmentationTable, readExpectedFile } from './regression.js';
 import { type BenchmarkRun, indexResults, type ResultsIndex, type VisualizeRun } from './results-index.js';
 
 /**
@@ -52,7 +52,7 @@ export async function writeReport(opts: ReportOptions): Promise<ReportFiles> {
   add('regression', regressionSection(ctx));
   const paper = opts.paperFile && existsSync(opts.paperFile) ? readExpectedFile(opts.paperFile) : undefined;
   add('segmentation', segmentationSection(ctx, paper));
-  add('perturbation', perturbationSection(ctx));
+  add('perturbation', perturbationSection(ctx, paper));
   add('eraser', eraserSection(ctx));
   add('gallery', await gallerySection(ctx, opts.galleryImages ?? 6));
   if (sections.length === 0)
@@ -132,7 +132,13 @@ function segmentationSection(ctx: Ctx, paper: ReturnType<typeof readExpectedFile
     lines.push(
       runHeading(
         r,
-        `${s.images} images of \`${basename(s.data)}\`, start layer ${s.startLayer}, ${s.secondsPerImage.toFixed(3)} s/image`,
+        [
+          `${s.images} images${s.data ? ` of \`${basename(s.data)}\`` : ''}`,
+          s.startLayer !== undefined ? `start layer ${s.startLayer}` : '',
+          s.secondsPerImage !== undefined ? `${s.secondsPerImage.toFixed(3)} s/image` : '',
+        ]
+          .filter(Boolean)
+          .join(', '),
       ),
       '',
     );
@@ -146,7 +152,7 @@ function segmentationSection(ctx: Ctx, paper: ReturnType<typeof readExpectedFile
     } else {
       lines.push('| method | pixel accuracy | mIoU | mAP | constant maps |', '|---|---|---|---|---|');
       for (const [m, v] of Object.entries(s.methods))
-        lines.push(`| ${m} | ${f2(v.pixelAccuracy)} | ${f2(v.mIoU)} | ${f2(v.mAP)} | ${v.constantMaps} |`);
+        lines.push(`| ${m} | ${f2(v.pixelAccuracy)} | ${f2(v.mIoU)} | ${f2(v.mAP)} | ${v.constantMaps ?? '–'} |`);
     }
     const imgDir = join(r.dir, 'images');
     if (existsSync(imgDir)) {
@@ -164,7 +170,7 @@ function segmentationSection(ctx: Ctx, paper: ReturnType<typeof readExpectedFile
   return lines;
 }
 
-function perturbationSection(ctx: Ctx): string[] {
+function perturbationSection(ctx: Ctx, paper: ReturnType<typeof readExpectedFile> | undefined): string[] {
   const runs = newestPerModel(ctx, 'perturbation');
   if (runs.length === 0) return [];
   const lines = [
@@ -176,13 +182,24 @@ function perturbationSection(ctx: Ctx): string[] {
   ];
   for (const r of runs) {
     const s = r.summary;
-    lines.push(runHeading(r, `ties: ${s.ties}`), '');
-    lines.push('| method | vis class | negative AUC ↑ | positive AUC ↓ | images |', '|---|---|---|---|---|');
+    lines.push(runHeading(r, `ties: ${s.ties ?? 'unknown'}`), '');
+    const p = paper && paper.benchmarks.perturbation?.model === s.model ? expectedPerturbationTable(paper) : undefined;
+    lines.push(
+      p
+        ? '| method | vis class | negative AUC ↑ | paper | positive AUC ↓ | paper | images |'
+        : '| method | vis class | negative AUC ↑ | positive AUC ↓ | images |',
+      p ? '|---|---|---|---|---|---|---|' : '|---|---|---|---|---|',
+    );
     for (const [m, byVis] of Object.entries(s.results))
-      for (const [v, x] of Object.entries(byVis))
+      for (const [v, x] of Object.entries(byVis)) {
+        const images = (x.negative ?? x.positive)?.images ?? '–';
+        const pp = p?.[m]?.[v];
         lines.push(
-          `| ${m} | ${v} | ${f2(x.negative?.auc)} | ${f2(x.positive?.auc)} | ${(x.negative ?? x.positive)?.images ?? '–'} |`,
+          p
+            ? `| ${m} | ${v} | ${f2(x.negative?.auc)} | ${f2(pp?.negative)} | ${f2(x.positive?.auc)} | ${f2(pp?.positive)} | ${images} |`
+            : `| ${m} | ${v} | ${f2(x.negative?.auc)} | ${f2(x.positive?.auc)} | ${images} |`,
         );
+      }
     const png = join(r.dir, 'perturbation.png');
     if (existsSync(png)) lines.push('', `![perturbation curves](${asset(ctx, png, `perturbation-${s.model}`)})`);
     lines.push('');
@@ -201,8 +218,9 @@ function eraserSection(ctx: Ctx): string[] {
   ];
   for (const r of runs) {
     const s = r.summary;
-    const ks = s.ks.filter((k) => [5, 10, 20, 40, 80].includes(k));
-    const shown = ks.length ? ks : s.ks.slice(0, 6);
+    const all = s.ks ?? [];
+    const ks = all.filter((k) => [5, 10, 20, 40, 80].includes(k));
+    const shown = ks.length ? ks : all.slice(0, 6);
     lines.push(runHeading(r, `${s.documents} documents, classifier accuracy ${(100 * s.accuracy).toFixed(1)}%`), '');
     lines.push(`| method | ${shown.map((k) => `k=${k}`).join(' | ')} |`, `|---|${shown.map(() => '---').join('|')}|`);
     for (const [m, v] of Object.entries(s.methods))
