@@ -207,12 +207,11 @@ function writeResults(opts: ResultsSpec, records: DocumentRecord[], ks: readonly
   const byMethod: Record<string, EraserMethodSummary> = {};
   const csv: (string | number)[][] = [];
   for (const name of methods) {
-    const m = { name };
     const perK = new Map<number, string[]>(ks.map((k) => [k, []]));
     const predictions = new Map<number, ResultInstance[]>(ks.map((k) => [k, []]));
     for (const r of records) {
       const rationales = rationalesForShortDocs(
-        Float32Array.from(r.methods[m.name]!.words),
+        Float32Array.from(r.methods[name]!.words),
         ks,
         opts.accumulate ?? true,
         r.docid,
@@ -228,15 +227,15 @@ function writeResults(opts: ResultsSpec, records: DocumentRecord[], ks: readonly
     }
     const summary: EraserMethodSummary = { tokenF1: {}, scores: {} };
     for (const k of ks) {
-      writeFileAtomic(join(outDir, m.name, `identifier_results_${k}.json`), `${perK.get(k)!.join('\n')}\n`);
+      writeFileAtomic(join(outDir, name, `identifier_results_${k}.json`), `${perK.get(k)!.join('\n')}\n`);
       const report = scoreHardRationales(truth, predictions.get(k)!);
-      writeJsonAtomic(join(outDir, m.name, `scores_${k}.json`), report.scores);
+      writeJsonAtomic(join(outDir, name, `scores_${k}.json`), report.scores);
       summary.scores[k] = report.scores;
       summary.tokenF1[k] = report.scores.token_prf.instance_macro.f1;
       const t = report.scores.token_prf;
-      csv.push([m.name, k, t.instance_macro.f1, t.instance_macro.p, t.instance_macro.r, t.instance_micro.f1]);
+      csv.push([name, k, t.instance_macro.f1, t.instance_macro.p, t.instance_macro.r, t.instance_micro.f1]);
     }
-    byMethod[m.name] = summary;
+    byMethod[name] = summary;
   }
   writeFileAtomic(
     join(outDir, 'token_f1.csv'),

@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { stringify } from 'csv-stringify/sync';
 import { type GtsegsDataset, openGtsegs, preprocessSegItem } from '../datasets/gtsegs.js';
 import type { BackendChoice } from '../engine/backend.js';
-import { WorkerPool } from '../engine/worker-pool.js';
+import { resultsInOrder, WorkerPool } from '../engine/worker-pool.js';
 import { FileFormatError } from '../formats/host-tensor.js';
 import { explain } from '../methods/explain.js';
 import type { ExplanationMethod } from '../methods/types.js';
@@ -149,76 +149,72 @@ export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> 
     const first = methods[0]!;
     const saveImg = opts.saveImg ?? 0;
     const names = methods.map((m) => m.name);
-    // Images are computed here or on worker threads; either way they are consumed (accumulated,
-    // written, checkpointed) in data-set order, so every worker count gives the same files.
-    const pool =
-      opts.parallel && opts.parallel.workers > 1 && state.nextIndex < todo.length
-        ? await WorkerPool.start<SegWorkerSetup, SegWorkerItem, SegImageResult>(
-            new URL('./segmentation-worker.ts', import.meta.url),
-            Math.min(opts.parallel.workers, todo.length - state.nextIndex),
-            {
-              backend: opts.parallel.backend,
-              spec: opts.parallel.spec,
-              dataFile: opts.dataFile,
-              methods: names,
-              startLayer: opts.startLayer,
-            },
-          )
-        : undefined;
+    const pending = todo.slice(state.nextIndex).map((i) => ({ index: i, keepMaps: i < saveImg }));
+    const par = opts.parallel;
+    const pool = par
+      ? await WorkerPool.startFor<SegWorkerSetup, SegWorkerItem, SegImageResult>(
+          new URL('./segmentation-worker.ts', import.meta.url),
+          par.workers,
+          pending.length,
+          {
+            backend: par.backend,
+            spec: par.spec,
+            dataFile: opts.dataFile,
+            methods: names,
+            startLayer: opts.startLayer,
+          },
+        )
+      : undefined;
     try {
-      for (let p = state.nextIndex; p < todo.length; ) {
-        // A few images per worker at a time: results arrive in order and are checkpointed one by one.
-        const chunk = todo.slice(p, p + (pool ? 2 * pool.size : 1));
-        const results = pool
-          ? await pool.map(chunk.map((i) => ({ index: i, keepMaps: i < saveImg })))
-          : chunk.map((i) => evaluateSegImage(model, ds, i, methods, opts.startLayer, i < saveImg));
-        for (const res of results) {
-          const i = res.index;
-          state.sharedSeconds += res.sharedSeconds;
-          const rows: (string | number)[][] = [];
-          for (const [k, m] of res.methods.entries()) {
-            accs.get(m.method)!.add(m.stats);
-            const ms = state.methods[m.method]!;
-            ms.seconds += m.seconds;
-            if (m.constant) ms.constantMaps++;
-            rows.push([
-              i,
-              res.id,
-              m.method,
-              m.cls,
-              m.stats.threshold,
-              m.stats.fgPixels,
-              m.stats.correct,
-              m.stats.labeled,
-              m.stats.inter[0],
-              m.stats.inter[1],
-              m.stats.union[0],
-              m.stats.union[1],
-              m.stats.ap,
-              m.stats.rowF1Mean,
-              m.constant ? 1 : 0,
-            ]);
-            if (k === 0 && m.constant)
-              log(
-                `warning: ${m.method}: constant map for image ${i}; scored as all background (AP 0.5), as the reference's NaN clean-up does`,
-              );
-          }
-          if (i < saveImg) {
-            const pre = preprocessSegItem(ds.get(i), { height: c.img_size, width: c.img_size }, c.mean, c.std);
-            await saveOverlay(join(outDir, 'images', `${String(i).padStart(5, '0')}.png`), pre, res.methods);
-          }
-          appendFileSync(csvPath, stringify(rows));
-          state.csvBytes = readFileSync(csvPath).length;
-          state.nextIndex = ++p;
-          for (const name of names) state.methods[name]!.acc = accs.get(name)!.toJSON();
-          writeJsonAtomic(statePath, state);
-          opts.onImageDone?.(i);
-          const r = accs.get(first.name)!.result();
-          progress.update(
-            p,
-            `${first.name}: pixAcc ${(100 * r.pixelAccuracy).toFixed(2)} mIoU ${(100 * r.mIoU).toFixed(2)} mAP ${(100 * r.mAP).toFixed(2)}`,
-          );
+      // Images are computed here or on worker threads; either way they are consumed (accumulated,
+      // written, checkpointed) in data-set order, so every worker count gives the same files.
+      const results = resultsInOrder(pending, pool, ({ index, keepMaps }) =>
+        evaluateSegImage(model, ds, index, methods, opts.startLayer, keepMaps),
+      );
+      for await (const res of results) {
+        const i = res.index;
+        state.sharedSeconds += res.sharedSeconds;
+        const rows: (string | number)[][] = [];
+        for (const [k, m] of res.methods.entries()) {
+          accs.get(m.method)!.add(m.stats);
+          const ms = state.methods[m.method]!;
+          ms.seconds += m.seconds;
+          if (m.constant) ms.constantMaps++;
+          rows.push([
+            i,
+            res.id,
+            m.method,
+            m.cls,
+            m.stats.threshold,
+            m.stats.fgPixels,
+            m.stats.correct,
+            m.stats.labeled,
+            m.stats.inter[0],
+            m.stats.inter[1],
+            m.stats.union[0],
+            m.stats.union[1],
+            m.stats.ap,
+            m.stats.rowF1Mean,
+            m.constant ? 1 : 0,
+          ]);
+          if (k === 0 && m.constant)
+            log(
+              `warning: ${m.method}: constant map for image ${i}; scored as all background (AP 0.5), as the reference's NaN clean-up does`,
+            );
         }
+        if (res.panel)
+          await saveOverlay(join(outDir, 'images', `${String(i).padStart(5, '0')}.png`), res.panel, res.methods);
+        appendFileSync(csvPath, stringify(rows));
+        state.csvBytes = readFileSync(csvPath).length;
+        state.nextIndex++;
+        for (const name of names) state.methods[name]!.acc = accs.get(name)!.toJSON();
+        writeJsonAtomic(statePath, state);
+        opts.onImageDone?.(i);
+        const r = accs.get(first.name)!.result();
+        progress.update(
+          state.nextIndex,
+          `${first.name}: pixAcc ${(100 * r.pixelAccuracy).toFixed(2)} mIoU ${(100 * r.mIoU).toFixed(2)} mAP ${(100 * r.mAP).toFixed(2)}`,
+        );
       }
     } finally {
       await pool?.close();
@@ -364,6 +360,8 @@ export interface SegImageResult {
     /** The map (H·W), only when the image's panel is saved. */
     map?: Float32Array;
   }[];
+  /** The picture and mask for the saved panel (with `keepMaps` only). */
+  panel?: { picture: { width: number; height: number; data: Uint8Array }; label: Uint8Array };
 }
 
 export interface SegWorkerSetup {
@@ -413,6 +411,7 @@ export function evaluateSegImage(
         ...(keepMaps ? { map: m.map[0]! } : {}),
       };
     }),
+    ...(keepMaps ? { panel: { picture: pre.picture, label: pre.label } } : {}),
   };
 }
 

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { normalizeCHW } from '../data/image.js';
 import type { ImageFolder, ImageFolderOptions } from '../datasets/imagenet-folder.js';
 import type { BackendChoice } from '../engine/backend.js';
-import { WorkerPool } from '../engine/worker-pool.js';
+import { resultsInOrder, WorkerPool } from '../engine/worker-pool.js';
 import { type ExplAttrs, ExplanationWriter } from '../formats/expl-hdf5.js';
 import { explain } from '../methods/explain.js';
 import { resolveMethods } from '../methods/registry.js';
@@ -136,55 +136,38 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
     const constantMaps: Record<string, number> = Object.fromEntries(methods.map((m) => [m.name, 0]));
     let seconds = 0;
     let count = todo.length - pending.length;
-    const pool =
-      opts.parallel && opts.parallel.workers > 1 && pending.length > 0
-        ? await WorkerPool.start<VisWorkerSetup, VisWorkerItem, VisImageResult>(
-            new URL('./visualize-worker.ts', import.meta.url),
-            Math.min(opts.parallel.workers, pending.length),
-            {
-              backend: opts.parallel.backend,
-              spec: opts.parallel.spec,
-              folder: opts.parallel.folder,
-              visClass,
-              startLayer: opts.startLayer,
-            },
-          )
-        : undefined;
+    const items = pending.map((i) => ({
+      index: i,
+      methods: methods.filter((m) => !writers.get(m.name)!.has(i)).map((m) => m.name),
+    }));
+    const par = opts.parallel;
+    const pool = par
+      ? await WorkerPool.startFor<VisWorkerSetup, VisWorkerItem, VisImageResult>(
+          new URL('./visualize-worker.ts', import.meta.url),
+          par.workers,
+          items.length,
+          { backend: par.backend, spec: par.spec, folder: par.folder, visClass, startLayer: opts.startLayer },
+        )
+      : undefined;
     try {
       // Images are explained here or on worker threads; rows are written in data-set order either way.
-      for (let p = 0; p < pending.length; ) {
-        const chunk = pending.slice(p, p + (pool ? 2 * pool.size : 1)).map((i) => ({
-          index: i,
-          methods: methods.filter((m) => !writers.get(m.name)!.has(i)).map((m) => m.name),
-        }));
-        const results = pool
-          ? await pool.map(chunk)
-          : [
-              await explainVisImage(
-                model,
-                folder,
-                chunk[0]!.index,
-                resolveMethods(chunk[0]!.methods),
-                visClass,
-                opts.startLayer,
-              ),
-            ];
-        for (const r of results) {
-          const i = r.index;
-          seconds += r.seconds;
-          for (const m of r.methods) {
-            if (m.constant) {
-              constantMaps[m.method]!++;
-              log(
-                `warning: ${m.method}: constant map for image ${i} (${folder.items[i]!.file}); written as zeros (the reference writes NaN)`,
-              );
-            }
-            writers.get(m.method)!.append([{ vis: m.map, image: r.image, target: r.label, index: i }]);
+      const results = resultsInOrder(items, pool, (item) =>
+        explainVisImage(model, folder, item.index, resolveMethods(item.methods), visClass, opts.startLayer),
+      );
+      for await (const r of results) {
+        const i = r.index;
+        seconds += r.seconds;
+        for (const m of r.methods) {
+          if (m.constant) {
+            constantMaps[m.method]!++;
+            log(
+              `warning: ${m.method}: constant map for image ${i} (${folder.items[i]!.file}); written as zeros (the reference writes NaN)`,
+            );
           }
-          opts.onImageDone?.(i);
-          progress.update(++count);
-          p++;
+          writers.get(m.method)!.append([{ vis: m.map, image: r.image, target: r.label, index: i }]);
         }
+        opts.onImageDone?.(i);
+        progress.update(++count);
       }
     } finally {
       await pool?.close();

@@ -131,12 +131,15 @@ export async function runRegressCommand(args: RegressArgs): Promise<void> {
 
   if (args.update) {
     const runs: Partial<Record<BenchmarkName, BenchmarkRun>> = {};
-    const models = expected
-      ? Object.fromEntries(Object.entries(expected.benchmarks).map(([b, e]) => [b, e!.model]))
-      : { segmentation: 'vit_shapes_tiny', perturbation: 'vit_shapes_tiny', eraser: 'bert-embedded-eraser' };
-    for (const [b, m] of Object.entries(models) as [BenchmarkName, string][]) {
-      const run = latestRun(index, b, args.model && b !== 'eraser' ? args.model : m);
-      if (!run) throw new UsageError(`--update: no finished ${b} run of ${m} under ${resultsDir}`);
+    // The baseline's models; with no baseline yet, whatever the newest run of each benchmark used (the
+    // embedded runs just made, when --results is not given).
+    const benchmarks: BenchmarkName[] = expected
+      ? (Object.keys(expected.benchmarks) as BenchmarkName[])
+      : ['segmentation', 'perturbation', 'eraser'];
+    for (const b of benchmarks) {
+      const m = args.model && b !== 'eraser' ? args.model : expected?.benchmarks[b]?.model;
+      const run = latestRun(index, b, m);
+      if (!run) throw new UsageError(`--update: no finished ${b} run${m ? ` of ${m}` : ''} under ${resultsDir}`);
       runs[b] = run;
     }
     const header: Omit<ExpectedFile, 'benchmarks'> = {

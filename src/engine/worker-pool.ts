@@ -44,6 +44,20 @@ export class WorkerPool<I, O> {
     return this.workers.length;
   }
 
+  /**
+   * A pool for `items` items when more than one worker is asked for (at most one worker per item), else
+   * undefined: the caller then computes in its own thread.
+   */
+  static async startFor<S, I, O>(
+    module: URL,
+    workers: number | undefined,
+    items: number,
+    setup: S,
+  ): Promise<WorkerPool<I, O> | undefined> {
+    if (!workers || workers <= 1 || items === 0) return undefined;
+    return WorkerPool.start<S, I, O>(module, Math.min(workers, items), setup);
+  }
+
   /** Start `count` workers running `module` and wait until every one has finished its setup. */
   static async start<S, I, O>(module: URL, count: number, setup: S): Promise<WorkerPool<I, O>> {
     if (!Number.isInteger(count) || count < 1) throw new Error(`worker count must be a positive integer, got ${count}`);
@@ -157,13 +171,20 @@ export class WorkerPool<I, O> {
   }
 }
 
-/** Start a pool, process `items`, close the pool. */
-export async function mapInWorkers<S, I, O>(module: URL, count: number, setup: S, items: readonly I[]): Promise<O[]> {
-  const pool = await WorkerPool.start<S, I, O>(module, count, setup);
-  try {
-    return await pool.map(items);
-  } finally {
-    await pool.close();
+/**
+ * Yields `compute(item)` for every item, in input order: on the pool when there is one (a few items per
+ * worker in flight at a time, so that the caller can checkpoint each result as it arrives), otherwise
+ * with `inline` here, one item at a time. Either way the caller sees the same sequence.
+ */
+export async function* resultsInOrder<I, O>(
+  items: readonly I[],
+  pool: WorkerPool<I, O> | undefined,
+  inline: (item: I) => O | Promise<O>,
+): AsyncGenerator<O> {
+  const step = pool ? 2 * pool.size : 1;
+  for (let p = 0; p < items.length; p += step) {
+    const chunk = items.slice(p, p + step);
+    yield* pool ? await pool.map(chunk) : [await inline(chunk[0]!)];
   }
 }
 

@@ -329,7 +329,8 @@ export function baselineFromRuns(
     const prev = previous?.benchmarks[name];
     const defaultTolerance = prev?.defaultTolerance ?? DEFAULT_TOLERANCE[name];
     const numbers: NestedNumbers = {};
-    for (const [path, value] of numbersOfRun(run)) {
+    const reported = numbersOfRun(run);
+    for (const [path, value] of reported) {
       let node = numbers;
       let prevNode: NestedNumbers | ExpectedNumber | undefined = prev?.numbers;
       for (const key of path.slice(0, -1)) {
@@ -346,7 +347,7 @@ export function baselineFromRuns(
     const size =
       run.benchmark === 'eraser'
         ? { documents: run.summary.documents }
-        : { images: runSize(run, numbersOfRun(run)[0]?.[0] ?? []) };
+        : { images: runSize(run, reported[0]?.[0] ?? []) };
     benchmarks[name] = {
       ...(prev ?? {}),
       model: run.summary.model,
