@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { decodeImage, type RgbImage, resizeRgb, toModelInput } from '../data/image.js';
+import { decodeImage, type RgbImage, resizeRgb, toModelInput, unitCHWToRgb } from '../data/image.js';
 import { EMBEDDED } from '../embedded.js';
 import { FileFormatError } from '../formats/host-tensor.js';
 import { readNpy } from '../formats/npy.js';
@@ -78,15 +78,11 @@ export async function prepareInput(file: string, cfg: VitConfig): Promise<Prepar
 /** Undo the normalisation of a [C,H,W] tensor into an RGB picture (for overlays of .npy inputs). */
 function denormalize(chw: Float32Array, cfg: VitConfig): RgbImage {
   const n = cfg.img_size * cfg.img_size;
-  const data = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) {
-    for (let c = 0; c < 3; c++) {
-      const ch = Math.min(c, cfg.in_chans - 1);
-      const v = chw[ch * n + i]! * cfg.std[ch]! + cfg.mean[ch]!;
-      data[i * 3 + c] = Math.round(255 * Math.min(1, Math.max(0, v)));
-    }
-  }
-  return { width: cfg.img_size, height: cfg.img_size, data };
+  const unit = Array.from(chw, (v, j) => {
+    const ch = Math.floor(j / n);
+    return v * cfg.std[ch]! + cfg.mean[ch]!;
+  });
+  return unitCHWToRgb(unit, cfg.img_size, cfg.img_size, cfg.in_chans);
 }
 
 export interface ExplainJson {

@@ -180,6 +180,21 @@ export function toUnitCHW(rgb: RgbImage, size: ImageSize): Float32Array {
 }
 
 /**
+ * The inverse of toUnitCHW for display: [0, 1] values in CHW order (clamped, rounded) as an RGB picture.
+ * A picture with fewer than three channels repeats its last one.
+ */
+export function unitCHWToRgb(chw: ArrayLike<number>, width: number, height: number, channels = 3): RgbImage {
+  const plane = width * height;
+  const data = new Uint8Array(plane * 3);
+  for (let p = 0; p < plane; p++)
+    for (let c = 0; c < 3; c++) {
+      const v = chw[Math.min(c, channels - 1) * plane + p]!;
+      data[p * 3 + c] = Math.round(255 * Math.min(1, Math.max(0, v)));
+    }
+  return { width, height, data };
+}
+
+/**
  * torchvision `Normalize(mean, std)` on a CHW float32 image, as torch computes it in float32:
  * `(x − mean_c) / std_c` with mean and std rounded to float32 and each operation rounded to float32.
  * Returns a new array; `chw.length` must be a multiple of `mean.length`.

@@ -1,7 +1,9 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, extname, join, relative } from 'node:path';
 import { marked } from 'marked';
+import { unitCHWToRgb } from '../data/image.js';
 import { readExplanations } from '../formats/expl-hdf5.js';
+import { minMaxInPlace } from '../methods/postprocess.js';
 import { writeFileAtomic } from '../util/files.js';
 import { overlayHeatmap, type Panel, writePanelsPng } from './overlay.js';
 import { expectedPerturbationTable, expectedSegmentationTable, readExpectedFile } from './regression.js';
@@ -277,17 +279,12 @@ async function galleryStrip(file: string, png: string, count: number): Promise<v
     const rows = reader.readRows(0, n);
     const panels: Panel[] = [];
     for (let i = 0; i < n; i++) {
-      const rgb = new Uint8Array(h * w * 3);
       const plane = h * w;
-      for (let p = 0; p < plane; p++)
-        for (let c = 0; c < 3; c++) {
-          const v = rows.image[i * 3 * plane + c * plane + p]!;
-          rgb[p * 3 + c] = Math.round(255 * Math.min(1, Math.max(0, v)));
-        }
+      const { data: rgb } = unitCHWToRgb(rows.image.subarray(i * 3 * plane, (i + 1) * 3 * plane), w, h);
       const map = rows.vis.subarray(i * plane, (i + 1) * plane);
       panels.push({
         title: `#${rows.index[i]} (class ${rows.target[i]})`,
-        rgb: overlayHeatmap(rgb, minMax(map), w, h),
+        rgb: overlayHeatmap(rgb, normalized(map), w, h),
         width: w,
         height: h,
       });
@@ -298,17 +295,11 @@ async function galleryStrip(file: string, png: string, count: number): Promise<v
   }
 }
 
-function minMax(map: Float32Array): Float32Array {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const v of map) {
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  const out = new Float32Array(map.length);
-  if (!(hi > lo)) return out;
-  for (let i = 0; i < map.length; i++) out[i] = (map[i]! - lo) / (hi - lo);
-  return out;
+/** A min–max normalised copy (the files hold normalised maps already; others may not). */
+function normalized(map: Float32Array): Float32Array {
+  const copy = Float32Array.from(map);
+  minMaxInPlace(copy);
+  return copy;
 }
 
 /** Markdown → one HTML page with its images inlined as data URIs (so the file alone is the whole report). */
