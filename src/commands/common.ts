@@ -3,16 +3,9 @@ import type { Argv } from 'yargs';
 import { defaultRunDir } from '../benchmarks/run-dir.js';
 import { resolveShard, type Shard, shardSuffix } from '../benchmarks/shards.js';
 import { EMBEDDED } from '../embedded.js';
-import {
-  activeBackend,
-  BACKEND_CHOICES,
-  type BackendChoice,
-  type BackendInfo,
-  initBackend,
-} from '../engine/backend.js';
+import { BACKEND_CHOICES, type BackendChoice, type BackendInfo, initBackend } from '../engine/backend.js';
 import { FileFormatError, fsErrorReason } from '../formats/host-tensor.js';
-import { loadVit, type ModelSpec, resolveVitConfig } from '../models/load.js';
-import { assertFitsBackend } from '../models/memory.js';
+import { loadVit, type ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { VIT_PRESET_NAMES } from '../models/vit-config.js';
 
@@ -84,23 +77,13 @@ export function loadModelFromArgs(
       throw new UsageError('give the model as --model PRESET or --model-config FILE');
     spec = { configFile: args['model-config'], preset: args.model, weightsFile: args.weights, norm: args.norm };
   }
-  // Before a byte of the weights is read: a model the wasm heap cannot hold is refused up front, saying so.
-  const cfg = resolveVitConfig(spec);
+  // A missing weights file is named before anything else (loadVit then checks the model's memory, then reads).
   try {
     if (statSync(spec.weightsFile).isDirectory()) throw new FileFormatError(spec.weightsFile, 'is a directory');
   } catch (e) {
     throw e instanceof FileFormatError ? e : new FileFormatError(spec.weightsFile, fsErrorReason(e));
   }
-  assertFitsBackend(backendName(), cfg, spec.weightsFile);
   return { model: loadVit(spec), spec };
-}
-
-function backendName(): string | undefined {
-  try {
-    return activeBackend().name;
-  } catch {
-    return undefined; // no backend chosen yet: nothing to compare with
-  }
 }
 
 /** A user-facing failure: printed as one line, no stack trace. */

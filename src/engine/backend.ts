@@ -107,3 +107,8 @@ export function activeBackend(): BackendInfo {
   if (!active) throw new Error('initBackend() has not been called');
   return active;
 }
+
+/** The chosen backend's name, or undefined before initBackend() (nothing to check against yet). */
+export function activeBackendName(): string | undefined {
+  return active?.name;
+}

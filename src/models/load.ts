@@ -1,7 +1,9 @@
+import { activeBackendName } from '../engine/backend.js';
 import { readWeights } from '../formats/weights.js';
 import { BertForSequenceClassification } from './bert.js';
 import { readBertConfig } from './bert-config.js';
 import { bertWeightsFromStateDict } from './bert-weights.js';
+import { assertFitsBackend } from './memory.js';
 import { VisionTransformer } from './vit.js';
 import { readVitConfig, type VitConfig, vitPreset } from './vit-config.js';
 import { vitWeightsFromStateDict } from './vit-weights.js';
@@ -25,9 +27,13 @@ export function resolveVitConfig(spec: Omit<ModelSpec, 'weightsFile'>): VitConfi
   return cfg;
 }
 
-/** Read a config and a checkpoint (any supported format) into a ready model. Call after initBackend(). */
+/**
+ * Read a config and a checkpoint (any supported format) into a ready model. Call after initBackend(). A
+ * model the backend's heap cannot hold is refused before a byte of the weights is read.
+ */
 export function loadVit(spec: ModelSpec): VisionTransformer {
   const cfg = resolveVitConfig(spec);
+  assertFitsBackend(activeBackendName(), cfg, spec.weightsFile);
   const sd = readWeights(spec.weightsFile);
   return new VisionTransformer(cfg, vitWeightsFromStateDict(sd, cfg, spec.weightsFile));
 }
