@@ -256,6 +256,50 @@ describe('writing', () => {
     r.close();
   });
 
+  test('openOrRecover() rebuilds a file a killed flush left unreadable, keeping every row still readable', async () => {
+    const layout = { height: H, width: W, attrs: { method: 'rollout' } };
+    // Cut short mid-flush: nothing past the damage can be read, so the file is rebuilt empty.
+    const file = path.join(tmp, 'killed.hdf5');
+    const w = await ExplanationWriter.create(file, layout);
+    w.append([row(0), row(1), row(2)]);
+    w.close();
+    fs.truncateSync(file, fs.statSync(file).size - 100);
+    await rejectsFormat(() => ExplanationWriter.open(file), /truncated/);
+    const w2 = await ExplanationWriter.openOrRecover(file, layout);
+    assert.match(
+      w2.repaired ?? '',
+      /truncated.*; rebuilt with the 0 complete rows still readable, the others are recomputed$/,
+    );
+    assert.equal(w2.rows, 0);
+    assert.equal(w2.attrs.method, 'rollout');
+    w2.append([row(0)]);
+    w2.close();
+    assert.ok(!fs.existsSync(`${file}.broken`));
+    // A recovery killed half-way: the set-aside original is still there and is recovered from again.
+    const again = path.join(tmp, 'recovery-killed.hdf5');
+    const orig = await ExplanationWriter.create(`${again}.broken`, layout);
+    orig.append([row(5), row(3), row(4)]);
+    orig.close();
+    fs.writeFileSync(again, 'half-written replacement');
+    const w3 = await ExplanationWriter.openOrRecover(again, layout);
+    assert.match(w3.repaired ?? '', /^an earlier recovery was interrupted; rebuilt with the 3 complete rows/);
+    assert.ok(w3.has(5) && w3.has(3) && w3.has(4));
+    w3.close();
+    const r = await readExplanations(again);
+    assertRows(again, r.readRows(0, 3), [5, 3, 4]);
+    r.close();
+    assert.ok(!fs.existsSync(`${again}.broken`));
+    // A readable file of the wrong layout is refused, not rebuilt.
+    const readable = path.join(tmp, 'fixed-length.hdf5');
+    const f = new h5wasm.File(readable, 'w');
+    f.create_dataset({ name: 'vis', data: new Float32Array(2 * H * W), shape: [2, 1, H, W], dtype: '<f4' });
+    f.create_dataset({ name: 'image', data: new Float32Array(6 * H * W), shape: [2, 3, H, W], dtype: '<f4' });
+    f.create_dataset({ name: 'target', data: new Int32Array(2), shape: [2], dtype: '<i4' });
+    f.close();
+    await rejectsFormat(() => ExplanationWriter.openOrRecover(readable, layout), /cannot append/);
+    assert.ok(fs.existsSync(readable) && !fs.existsSync(`${readable}.broken`));
+  });
+
   test('other map sizes get the chunks h5py would choose', async () => {
     const file = path.join(tmp, 'small.hdf5');
     const w = await ExplanationWriter.create(file, { height: 32, width: 32 });

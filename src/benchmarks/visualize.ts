@@ -120,10 +120,12 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
   try {
     for (const m of methods) {
       const file = visFile(outDir, m.name, visClass);
+      const layout = { height: c.img_size, width: c.img_size, attrs: attrs(m.name) };
+      // `.broken`: a recovery of this file was itself interrupted (see openOrRecover).
       const w =
-        existing && existsSync(file)
-          ? await ExplanationWriter.open(file)
-          : await ExplanationWriter.create(file, { height: c.img_size, width: c.img_size, attrs: attrs(m.name) });
+        existing && (existsSync(file) || existsSync(`${file}.broken`))
+          ? await ExplanationWriter.openOrRecover(file, layout)
+          : await ExplanationWriter.create(file, layout);
       if (w.repaired) log(`warning: ${file}: ${w.repaired}`);
       writers.set(m.name, w);
     }

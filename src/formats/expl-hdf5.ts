@@ -75,6 +75,9 @@ export interface ExplanationReader {
 // ---------------------------------------------------------------------------------------------------------------
 // h5py's chunk guess.
 
+/** Rows copied at a time when a broken file is rebuilt (bounded memory for any file size). */
+const SALVAGE_BATCH = 64;
+
 const CHUNK_BASE = 16 * 1024;
 const CHUNK_MIN = 8 * 1024;
 const CHUNK_MAX = 1024 * 1024;
@@ -428,8 +431,8 @@ export class ExplanationWriter {
     private count: number,
     readonly attrs: ExplAttrs,
     indices: readonly number[],
-    /** Set by open() when it had to trim rows an interrupted append left incomplete. */
-    readonly repaired: string | null = null,
+    /** Set by open() or openOrRecover() when an interrupted write had to be repaired: what was done. */
+    public repaired: string | null = null,
   ) {
     this.seen = new Set(indices);
   }
@@ -568,6 +571,57 @@ export class ExplanationWriter {
       closeQuietly(f);
       throw e;
     }
+  }
+
+  /**
+   * open(), but a file that a killed process left unreadable is rebuilt instead of refused. HDF5 updates its
+   * metadata in place, with no journal, so SIGKILL in the middle of a flush can leave the file inconsistent.
+   * Such a file is renamed `<file>.broken`, a new file is created, and every complete row that can still be
+   * read from the broken one is copied into it (possibly none); the caller recomputes the rest. Then the
+   * broken copy is deleted. A recovery that is itself interrupted starts over from `<file>.broken`. A file
+   * that reads fine but has the wrong layout is refused, as by open(). `repaired` says what was done.
+   */
+  static async openOrRecover(file: string, opts: ExplanationFileOptions): Promise<ExplanationWriter> {
+    const broken = `${file}.broken`;
+    let reason: string;
+    if (fs.existsSync(broken)) {
+      reason = 'an earlier recovery was interrupted';
+    } else {
+      try {
+        return await ExplanationWriter.open(file);
+      } catch (e) {
+        if (!(e instanceof FileFormatError) || !/HDF5 error|truncated/.test(e.message)) throw e;
+        reason = e.message;
+        fs.renameSync(file, broken);
+      }
+    }
+    const w = await ExplanationWriter.create(file, opts);
+    let recovered = 0;
+    try {
+      const r = await readExplanations(broken);
+      try {
+        for (let start = 0; start < r.rows; start += SALVAGE_BATCH) {
+          const rows = r.readRows(start, Math.min(SALVAGE_BATCH, r.rows - start));
+          const plane = r.height * r.width;
+          w.append(
+            rows.index.map((index, k) => ({
+              vis: rows.vis.subarray(k * plane, (k + 1) * plane),
+              image: rows.image.subarray(k * 3 * plane, (k + 1) * 3 * plane),
+              target: rows.target[k]!,
+              index,
+            })),
+          );
+          recovered = w.rows;
+        }
+      } finally {
+        r.close();
+      }
+    } catch {
+      // Rows past the damage cannot be read: they are recomputed.
+    }
+    fs.unlinkSync(broken);
+    w.repaired = `${reason}; rebuilt with the ${recovered} complete rows still readable, the others are recomputed`;
+    return w;
   }
 
   /** Appends rows (growing every dataset), then flushes, so a killed process keeps every finished append. */
