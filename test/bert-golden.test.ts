@@ -9,7 +9,8 @@ import { BertForSequenceClassification, type BertTrace } from '../src/models/ber
 import { parseBertConfig, readBertConfig } from '../src/models/bert-config.js';
 import { bertWeightsFromStateDict, expectedBertKeys } from '../src/models/bert-weights.js';
 import { RULE_SETS, type RuleSetName } from '../src/rules/index.js';
-import { goldenArray, goldenPath, maxAbs, maxAbsDiff, readGoldenTensors, readJson } from './helpers/golden.js';
+import { assertClose } from './helpers/compare.js';
+import { goldenArray, goldenPath, readGoldenTensors, readJson } from './helpers/golden.js';
 
 /**
  * The BERT core against the official implementation (golden/bert/README.md, golden/eraser/README.md):
@@ -32,12 +33,6 @@ function ints(sd: StateDict, name: string): Int32Array {
   const t = sd.get(name);
   if (!t) throw new Error(`golden tensor '${name}' not found`);
   return Int32Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v));
-}
-
-function close(mine: ArrayLike<number>, ref: ArrayLike<number>, rel: number, what: string, floor = 0): void {
-  const d = maxAbsDiff(mine, ref);
-  const scale = Math.max(floor, maxAbs(ref));
-  assert.ok(d <= rel * scale, `${what}: max|Δ| ${d} > ${rel} × ${scale}`);
 }
 
 // ---- §5.3 methods from the model's pieces (batch element 0; B = 1 here) ----
@@ -142,15 +137,15 @@ describe('BERT golden tiny_a', async () => {
       tf.tidy(() => {
         const tr = model.forward(ids, mask, 1, N);
         const logits = tr.logits.dataSync() as Float32Array;
-        close(logits, goldenArray(g, `${s}.logits`), 1e-4, 'logits', 1);
+        assertClose(logits, goldenArray(g, `${s}.logits`), 1e-4, 'logits', 1);
         assert.equal(classOf('pred', logits), seq.predicted_class);
         model.hiddenStates(tr).forEach((h, i) => {
-          close(h.dataSync(), goldenArray(g, `${s}.hidden_states.${i}`), 1e-4, `hidden_states.${i}`, 1);
+          assertClose(h.dataSync(), goldenArray(g, `${s}.hidden_states.${i}`), 1e-4, `hidden_states.${i}`, 1);
         });
-        close(tr.pooled.dataSync(), goldenArray(g, `${s}.pooled_output`), 1e-4, 'pooled output', 1);
+        assertClose(tr.pooled.dataSync(), goldenArray(g, `${s}.pooled_output`), 1e-4, 'pooled output', 1);
         for (let l = 0; l < L; l++) {
           const ref = goldenArray(g, `${s}.ours.generate_rollout.layer${l}.attn_probs`);
-          close(tr.layers[l]!.P.dataSync(), ref, 1e-4, `attention probs of layer ${l}`, 1);
+          assertClose(tr.layers[l]!.P.dataSync(), ref, 1e-4, `attention probs of layer ${l}`, 1);
         }
         if (s === 'seq1') {
           // Padded keys get exactly zero attention (exp(−10000) underflows), as in the reference.
@@ -169,13 +164,28 @@ describe('BERT golden tiny_a', async () => {
             const p = pieces(model, tr, cls, rules);
             for (let l = 0; l < L; l++) {
               const pre = `${s}.${m}.generate_LRP.${t}.layer${l}`;
-              close(p.grads[l]!.dataSync(), goldenArray(g, `${pre}.attn_grads`), 1e-4, `${m} ∂logit/∂P of layer ${l}`);
-              close(p.cams[l]!.dataSync(), goldenArray(g, `${pre}.attn_cam`), 1e-3, `${m} attn_cam of layer ${l}`);
+              assertClose(
+                p.grads[l]!.dataSync(),
+                goldenArray(g, `${pre}.attn_grads`),
+                1e-4,
+                `${m} ∂logit/∂P of layer ${l}`,
+              );
+              assertClose(
+                p.cams[l]!.dataSync(),
+                goldenArray(g, `${pre}.attn_cam`),
+                1e-3,
+                `${m} attn_cam of layer ${l}`,
+              );
               const avg = tf.mean(tf.relu(tf.mul(heads(model, p.grads[l]!), heads(model, p.cams[l]!))), 0);
-              close(avg.dataSync(), goldenArray(g, `${pre}.derived_head_avg`), 1e-3, `${m} head average of layer ${l}`);
+              assertClose(
+                avg.dataSync(),
+                goldenArray(g, `${pre}.derived_head_avg`),
+                1e-3,
+                `${m} head average of layer ${l}`,
+              );
             }
             const full = methods.generate_full_lrp(model, p);
-            close(full, goldenArray(g, `${s}.${m}.generate_full_lrp.${t}`), 1e-3, `${m} full LRP`);
+            assertClose(full, goldenArray(g, `${s}.${m}.generate_full_lrp.${t}`), 1e-3, `${m} full LRP`);
           }
         });
       });
@@ -188,20 +198,20 @@ describe('BERT golden tiny_a', async () => {
             const p = pieces(model, tr, cls, rules);
             for (const start of [0, 1]) {
               const ref = goldenArray(g, `${s}.${m}.generate_LRP.start_layer${start}.${t}`);
-              close(generateLRP(model, p, start), ref, 1e-3, `${m} generate_LRP start_layer ${start}`);
+              assertClose(generateLRP(model, p, start), ref, 1e-3, `${m} generate_LRP start_layer ${start}`);
             }
             for (const [name, fn] of Object.entries(methods)) {
               const tol = name === 'generate_attn_gradcam' ? 1e-4 : 1e-3;
-              close(fn(model, p), goldenArray(g, `${s}.${m}.${name}.${t}`), tol, `${m} ${name}`);
+              assertClose(fn(model, p), goldenArray(g, `${s}.${m}.${name}.${t}`), tol, `${m} ${name}`);
             }
             // The per-method intermediates the reference stored.
-            close(
+            assertClose(
               p.cams[L - 1]!.dataSync(),
               goldenArray(g, `${s}.${m}.generate_LRP_last_layer.${t}.last_layer.attn_cam`),
               1e-3,
               `${m} partial-LRP attn_cam`,
             );
-            close(
+            assertClose(
               p.grads[L - 1]!.dataSync(),
               goldenArray(g, `${s}.${m}.generate_attn_gradcam.${t}.last_layer.attn_grads`),
               1e-4,
@@ -216,8 +226,18 @@ describe('BERT golden tiny_a', async () => {
       tf.tidy(() => {
         const tr = model.forward(ids, mask, 1, N);
         for (const [m] of MODELS) {
-          close(attnLastLayer(model, tr), goldenArray(g, `${s}.${m}.generate_attn_last_layer`), 1e-4, 'raw attention');
-          close(rolloutMethod(model, tr), goldenArray(g, `${s}.${m}.generate_rollout.start_layer0`), 1e-4, 'rollout');
+          assertClose(
+            attnLastLayer(model, tr),
+            goldenArray(g, `${s}.${m}.generate_attn_last_layer`),
+            1e-4,
+            'raw attention',
+          );
+          assertClose(
+            rolloutMethod(model, tr),
+            goldenArray(g, `${s}.${m}.generate_rollout.start_layer0`),
+            1e-4,
+            'rollout',
+          );
         }
       });
     });
@@ -254,8 +274,8 @@ describe('BERT golden tiny_a', async () => {
       mask.set(ints(g, 'seq1.attention_mask'), N);
       const tr = model.forward(ids, mask, 2, N);
       const logits = tr.logits.dataSync();
-      close(logits.slice(0, 2), goldenArray(g, 'seq0.logits'), 1e-4, 'seq0 logits in a padded batch', 1);
-      close(logits.slice(2), goldenArray(g, 'seq1.logits'), 1e-4, 'seq1 logits in a batch', 1);
+      assertClose(logits.slice(0, 2), goldenArray(g, 'seq0.logits'), 1e-4, 'seq0 logits in a padded batch', 1);
+      assertClose(logits.slice(2), goldenArray(g, 'seq1.logits'), 1e-4, 'seq1 logits in a batch', 1);
     });
   });
 
@@ -331,7 +351,7 @@ describe('BERT config and weights', () => {
       for (const variant of [withBuffer, old]) {
         const m = new BertForSequenceClassification(cfg, bertWeightsFromStateDict(variant, cfg, file));
         const ids = ints(readGoldenTensors('bert', 'tiny_a', 'outputs.safetensors'), 'seq0.input_ids');
-        close(m.forward(ids, undefined, 1, ids.length).logits.dataSync(), readLogits('seq0'), 1e-4, 'logits', 1);
+        assertClose(m.forward(ids, undefined, 1, ids.length).logits.dataSync(), readLogits('seq0'), 1e-4, 'logits', 1);
       }
     });
     const broken: StateDict = new Map(sd);
@@ -377,7 +397,7 @@ describe('BERT golden ERASER case1 pipeline model', async () => {
       tf.tidy(() => {
         const ids = ints(trace, `${doc.annotation_id}.input_ids`);
         const tr = model.forward(ids, undefined, 1, ids.length);
-        close(tr.logits.dataSync(), goldenArray(trace, `${doc.annotation_id}.logits`), 1e-4, 'logits', 1);
+        assertClose(tr.logits.dataSync(), goldenArray(trace, `${doc.annotation_id}.logits`), 1e-4, 'logits', 1);
         const target = doc.classification === 'POS' ? 1 : 0;
         for (const [cls, name] of [
           [target, 'target'],
@@ -385,7 +405,7 @@ describe('BERT golden ERASER case1 pipeline model', async () => {
         ] as const) {
           const p = pieces(model, tr, cls, 'ours', model.depth - 1);
           const ref = goldenArray(trace, `${doc.annotation_id}.generate_LRP.${name}`);
-          close(generateLRP(model, p, model.depth - 1), ref, 1e-3, `generate_LRP.${name}`);
+          assertClose(generateLRP(model, p, model.depth - 1), ref, 1e-3, `generate_LRP.${name}`);
         }
       });
     });

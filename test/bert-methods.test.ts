@@ -7,7 +7,8 @@ import { findMethod } from '../src/methods/registry.js';
 import { BertForSequenceClassification } from '../src/models/bert.js';
 import { readBertConfig } from '../src/models/bert-config.js';
 import { bertWeightsFromStateDict } from '../src/models/bert-weights.js';
-import { goldenArray, goldenPath, maxAbs, maxAbsDiff, readGoldenTensors, readJson } from './helpers/golden.js';
+import { maxAbs, maxAbsDiff } from './helpers/compare.js';
+import { goldenArray, goldenPath, readGoldenTensors, readJson } from './helpers/golden.js';
 
 // The shared method registry on BERT (the same names as for ViT), against every method output of the
 // official ExplanationGenerator in golden/bert/tiny_a: both sequences (one padded), every class choice.

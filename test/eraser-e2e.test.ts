@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import sharp from 'sharp';
 import { runEraser } from '../src/benchmarks/eraser.js';
 import { loadEraserData } from '../src/datasets/eraser.js';
 import { initBackend } from '../src/engine/backend.js';
@@ -14,26 +15,13 @@ import { readBertConfig } from '../src/models/bert-config.js';
 import { bertWeightsFromStateDict } from '../src/models/bert-weights.js';
 import { WordPieceTokenizer } from '../src/text/wordpiece.js';
 import { bench } from './helpers/cli.js';
+import { assertNestedClose } from './helpers/compare.js';
 import { goldenPath, readJson } from './helpers/golden.js';
 
 const CASE = goldenPath('eraser', 'case1');
 
-/** Every number of two score objects, to 1e-12 (the same keys and shapes). */
-function assertClose(a: unknown, b: unknown, path = ''): void {
-  if (typeof b === 'number') {
-    assert.equal(typeof a, 'number', path);
-    assert.ok(Math.abs((a as number) - b) <= 1e-12, `${path}: ${a} vs ${b}`);
-  } else if (Array.isArray(b)) {
-    assert.ok(Array.isArray(a) && a.length === b.length, path);
-    for (const [i, x] of b.entries()) assertClose((a as unknown[])[i], x, `${path}[${i}]`);
-  } else if (b && typeof b === 'object') {
-    assert.deepEqual(Object.keys(a as object).sort(), Object.keys(b).sort(), path);
-    for (const [k, v] of Object.entries(b)) assertClose((a as Record<string, unknown>)[k], v, `${path}.${k}`);
-  } else assert.equal(a, b, path);
-}
-
 describe('bench eraser end to end against the official pipeline and metrics.py (eraser/case1)', () => {
-  test('identifier_results_<k>.json byte-identical and every metrics.py number, for every k', () => {
+  test('identifier_results_<k>.json byte-identical and every metrics.py number, for every k', async () => {
     const out = mkdtempSync(join(tmpdir(), 'bench-eraser-'));
     const r = bench([
       'eraser',
@@ -55,13 +43,54 @@ describe('bench eraser end to end against the official pipeline and metrics.py (
         readFileSync(join(CASE, 'pipeline_results', `identifier_results_${k}.json`), 'utf8'),
         `identifier_results_${k}.json`,
       );
-      assertClose(
+      // metrics.py's numbers to 1e-12: both sides are float64 sums of the same counts, in another order.
+      assertNestedClose(
         JSON.parse(readFileSync(join(out, 'transformer_attribution', `scores_${k}.json`), 'utf8')),
         golden[String(k)]!.scores,
+        1e-12,
         `k=${k}`,
       );
     }
-    for (const f of ['summary.json', 'token_f1.csv', 'token_f1.svg', 'token_f1.png']) readFileSync(join(out, f));
+    // The summary, the CSV and the plot carry those same numbers.
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as {
+      documents: number;
+      ks: number[];
+      methods: Record<string, { tokenF1: Record<string, number>; scores: Record<string, unknown> }>;
+    };
+    assert.equal(summary.documents, 3);
+    assert.deepEqual(summary.ks, [...PIPELINE_KS]);
+    const ta = summary.methods.transformer_attribution!;
+    const csv = readFileSync(join(out, 'token_f1.csv'), 'utf8').trim().split('\n');
+    assert.equal(csv[0], 'method,k,token_f1_macro,token_precision_macro,token_recall_macro,token_f1_micro');
+    assert.equal(csv.length, 1 + PIPELINE_KS.length);
+    for (const [row, k] of PIPELINE_KS.map((k, j) => [csv[j + 1]!.split(','), k] as const)) {
+      const want = golden[String(k)]!.scores as {
+        token_prf: { instance_macro: Record<'p' | 'r' | 'f1', number>; instance_micro: { f1: number } };
+      };
+      assert.deepEqual(summary.methods.transformer_attribution!.scores[String(k)], want, `summary scores, k=${k}`);
+      assert.equal(ta.tokenF1[String(k)], want.token_prf.instance_macro.f1, `summary token-F1, k=${k}`);
+      assert.deepEqual(
+        row,
+        [
+          'transformer_attribution',
+          String(k),
+          ...[
+            want.token_prf.instance_macro.f1,
+            want.token_prf.instance_macro.p,
+            want.token_prf.instance_macro.r,
+            want.token_prf.instance_micro.f1,
+          ].map(String),
+        ],
+        `token_f1.csv, k=${k}`,
+      );
+    }
+    const svg = readFileSync(join(out, 'token_f1.svg'), 'utf8');
+    assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    assert.match(svg, /transformer_attribution/);
+    assert.match(svg, /<\/svg>\s*$/);
+    const png = await sharp(join(out, 'token_f1.png')).metadata();
+    assert.equal(png.format, 'png');
+    assert.ok(png.width! >= 300 && png.height! >= 150, `${png.width}×${png.height}`);
   });
 
   test('interrupted and resumed: the same files as an uninterrupted run, every method', async () => {

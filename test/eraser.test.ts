@@ -29,6 +29,7 @@ import {
   verifyResults,
 } from '../src/metrics/eraser.js';
 import { WordPieceTokenizer } from '../src/text/wordpiece.js';
+import { assertNestedClose } from './helpers/compare.js';
 import { goldenPath, readJson } from './helpers/golden.js';
 
 const CASE = ['eraser', 'case1'];
@@ -76,29 +77,6 @@ function goldenWordScores(docid: string): Float32Array {
       document: docid,
     },
   );
-}
-
-function assertClose(actual: unknown, expected: unknown, path: string, tol = 1e-12): void {
-  if (typeof expected === 'number') {
-    assert.equal(typeof actual, 'number', `${path}: expected a number`);
-    assert.ok(Math.abs((actual as number) - expected) <= tol, `${path}: ${actual} vs ${expected}`);
-    return;
-  }
-  if (Array.isArray(expected)) {
-    assert.ok(Array.isArray(actual), `${path}: expected a list`);
-    assert.equal((actual as unknown[]).length, expected.length, `${path}: length`);
-    expected.forEach((e, i) => {
-      assertClose((actual as unknown[])[i], e, `${path}[${i}]`, tol);
-    });
-    return;
-  }
-  if (expected !== null && typeof expected === 'object') {
-    const a = actual as Record<string, unknown>;
-    assert.deepEqual(Object.keys(a).sort(), Object.keys(expected).sort(), `${path}: keys`);
-    for (const [k, v] of Object.entries(expected)) assertClose(a[k], v, `${path}.${k}`, tol);
-    return;
-  }
-  assert.deepEqual(actual, expected, path);
 }
 
 function assertFileError(fn: () => unknown, file: string, pattern: RegExp): void {
@@ -244,7 +222,7 @@ describe('metrics.py scoring of hard rationales', () => {
       const results = readResultsJsonl(file);
       verifyResults(results, docLengths, file);
       const r = scoreHardRationales(testAnns, results, { iouThresholds: [0.5] });
-      assertClose(r.scores, G[String(k)]!.scores, `k=${k}`);
+      assertNestedClose(r.scores, G[String(k)]!.scores, 1e-12, `k=${k}`);
       assert.deepEqual(r.printedLines, G[String(k)]!.printed_lines, `k=${k}`);
     }
   });
@@ -255,7 +233,7 @@ describe('metrics.py scoring of hard rationales', () => {
     const results = readResultsJsonl(file);
     verifyResults(results, docLengths, file);
     const r = scoreHardRationales(testAnns, results);
-    assertClose(r.scores, want.scores, 'handmade');
+    assertNestedClose(r.scores, want.scores, 1e-12, 'handmade');
     assert.deepEqual(r.printedLines, want.printed_lines);
   });
 
@@ -318,10 +296,28 @@ describe('bad inputs are FileFormatErrors naming the file', () => {
       file,
       /line 2: annotation posR_905.txt: evidence \[0\]\[0\] token span \[152, 159\) is out of range of document 'posR_905.txt' \(158 tokens/,
     );
-    // the same check on annotations built in code
+    // The same check on annotations built in code (no file behind them): valid spans pass; a span past the
+    // end, one starting before 0 and one that ends before it starts are refused.
     const anns: EraserAnnotation[] = loadEraserSplit(dataDir, 'test');
     const docs = loadDocuments(dataDir, evidenceDocids(anns));
     checkEvidenceSpans(anns, docs);
+    const ev = anns[1]!.evidences[0]![0]!;
+    assert.equal(ev.docid, 'posR_905.txt');
+    for (const [start, end] of [
+      [152, 159],
+      [-1, 3],
+      [10, 9],
+    ] as const) {
+      const built: EraserAnnotation = structuredClone(anns[1]!);
+      built.evidences[0]![0] = { ...ev, start_token: start, end_token: end };
+      assert.throws(
+        () => checkEvidenceSpans([anns[0]!, built], docs),
+        (e: Error) =>
+          e instanceof FileFormatError &&
+          e.message.startsWith('<annotations>: annotation posR_905.txt: evidence [0][0] ') &&
+          e.message.includes(`token span [${start}, ${end}) is out of range of document 'posR_905.txt' (158 tokens`),
+      );
+    }
   });
 
   test('a bad JSON line, a missing key, an unknown class', () => {

@@ -12,10 +12,11 @@ import { isTuple, PickleError, pyAttributes, unpickle } from '../src/formats/pic
 import { readPytorchCheckpoint } from '../src/formats/pytorch.js';
 import { readSafetensors } from '../src/formats/safetensors.js';
 import { readWeights } from '../src/formats/weights.js';
+import { goldenPath } from './helpers/golden.js';
 import { npyWithHeader } from './helpers/npy-writer.js';
 import { legacyTorchFileWithView, PickleWriter, torchTensor } from './helpers/pickle-writer.js';
 
-const GOLDEN = path.resolve(import.meta.dirname, '../../shared/golden/vit/S1');
+const GOLDEN = goldenPath('vit', 'S1');
 const FORMATS = path.join(GOLDEN, 'formats');
 const reference = readSafetensors(path.join(GOLDEN, 'weights.safetensors')).tensors;
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { endianness, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,10 +18,10 @@ import {
 import { resizeBilinear, resizeNearest } from '../src/data/pillow-resize.js';
 import { FileFormatError } from '../src/formats/host-tensor.js';
 import { jet, overlayHeatmap, writePanelsPng } from '../src/reports/overlay.js';
+import { goldenPath, readJson } from './helpers/golden.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
-const GOLDEN = fileURLToPath(new URL('../../shared/golden/e2e/perturb_S1/', import.meta.url));
-const hasGolden = existsSync(join(GOLDEN, 'results.json'));
+const GOLDEN = goldenPath('e2e', 'perturb_S1');
 
 function sha256(data: ArrayBufferView): string {
   return createHash('sha256')
@@ -140,9 +140,7 @@ describe('Pillow 9.4 resampling port', () => {
   });
 });
 
-describe('decode + resize + ToTensor against the official goldens (Pillow 9.4, libjpeg-turbo 2.1.5)', {
-  skip: hasGolden ? false : `no goldens at ${GOLDEN}`,
-}, () => {
+describe('decode + resize + ToTensor against the official goldens (Pillow 9.4, libjpeg-turbo 2.1.5)', () => {
   interface GoldenImage {
     index: number;
     file: string;
@@ -150,9 +148,7 @@ describe('decode + resize + ToTensor against the official goldens (Pillow 9.4, l
     decoded_uint8_sha256: string;
     resized_float32_sha256: string;
   }
-  const images = hasGolden
-    ? (JSON.parse(readFileSync(join(GOLDEN, 'results.json'), 'utf8')) as { images: GoldenImage[] }).images
-    : [];
+  const images = readJson<{ images: GoldenImage[] }>('e2e', 'perturb_S1', 'results.json').images;
 
   test('there are 22 golden images', () => {
     assert.equal(images.length, 22);

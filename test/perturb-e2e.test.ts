@@ -6,15 +6,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { readExplanations } from '../src/formats/expl-hdf5.js';
 import { bench } from './helpers/cli.js';
-import {
-  GOLDEN_NAME,
-  goldenArray,
-  goldenPath,
-  maxAbs,
-  pearson,
-  readGoldenTensors,
-  readJson,
-} from './helpers/golden.js';
+import { maxAbs, maxAbsDiff, pearson } from './helpers/compare.js';
+import { GOLDEN_NAME, goldenArray, goldenPath, readGoldenTensors, readJson } from './helpers/golden.js';
 
 const DATA = goldenPath('e2e', 'perturb_S1', 'imagenet_val');
 const CONFIG = goldenPath('vit', 'S1', 'config.json');
@@ -27,11 +20,26 @@ interface GoldenRun {
   auc: number;
   stable_order: { correct_counts: number[]; auc: number };
 }
+interface GoldenVisImage {
+  vis_mean: number;
+  vis_argmax_flat: number;
+}
 interface GoldenPerturb {
   images: { label: number; resized_float32_sha256: string }[];
   perturbation: Record<string, GoldenRun>;
+  visualizations: Record<string, { per_image: GoldenVisImage[] }>;
 }
 type PerturbJson = Record<string, Record<string, Record<'negative' | 'positive', { accuracy: number[]; auc: number }>>>;
+
+/**
+ * See assertIllConditionedMaps. Measured on wasm, top and target: |mean − float64 mean| ≤ 0.0214 (full LRP,
+ * image 9; the official float32 map is 0.0108 off there), Pearson ≥ 0.99287 (full LRP, image 3, target), and
+ * at the float64 argmax our maps are exactly at their maximum (0 below it). Bounds: 0.03 (measured + 40 %),
+ * 0.99 (1 − r measured 7.1e-3, bound 1e-2) and 1e-3 below the peak (for float32 near-ties on the plateau).
+ */
+const MEAN_BOUND = 0.03;
+const MIN_PEARSON = 0.99;
+const PEAK_BOUND = 1e-3;
 
 const sha256 = (a: Float32Array) =>
   createHash('sha256')
@@ -40,6 +48,58 @@ const sha256 = (a: Float32Array) =>
 
 describe('bench visualize + bench perturb against the official scripts (e2e/perturb_S1)', () => {
   const golden = readJson<GoldenPerturb>('e2e', 'perturb_S1', 'results.json');
+  const golden64 = readJson<GoldenPerturb>('e2e', 'perturb_S1', 'results_f64.json');
+
+  /**
+   * Transformer attribution and full LRP are ill-conditioned in float32 (golden/vit/README.md), so the official
+   * float32 maps are themselves off their float64 twins, and on image 4 (top class) badly so: its float32 map
+   * peaks elsewhere than its float64 map, for both methods. Every image is checked:
+   * - against the official float64 run's statistics of the map (results_f64.json): at its argmax pixel our map is
+   *   within PEAK_BOUND of its maximum, and the means are within MEAN_BOUND;
+   * - where the official float32 map peaks where its float64 twin does (every image but image 4), by the
+   *   Pearson correlation of its 16×16 block means with the official float32 ones, ≥ MIN_PEARSON.
+   */
+  function assertIllConditionedMaps(
+    method: string,
+    vis: string,
+    maps: Float32Array,
+    blockMeans: Float64Array,
+    pool: ArrayLike<number>,
+  ): void {
+    const key = `${GOLDEN_NAME[method]}/${vis}`;
+    const f32 = golden.visualizations[key]!.per_image;
+    const f64 = golden64.visualizations[key]!.per_image;
+    const hw = 224 * 224;
+    const worst = { mean: 0, r: 1, peak: 0 };
+    for (let i = 0; i < 22; i++) {
+      const map = maps.subarray(i * hw, (i + 1) * hw);
+      let mean = 0;
+      let max = Number.NEGATIVE_INFINITY;
+      for (let k = 0; k < hw; k++) {
+        mean += map[k]!;
+        max = Math.max(max, map[k]!);
+      }
+      mean /= hw;
+      // Where the float64 map peaks, ours is at its peak too (the maximum of an upsampled map is a plateau of
+      // near-equal pixels, so the argmax itself can move within it).
+      const belowPeak = max - map[f64[i]!.vis_argmax_flat]!;
+      assert.ok(belowPeak <= PEAK_BOUND, `${key} image ${i}: ${belowPeak} below the peak at the float64 argmax`);
+      worst.peak = Math.max(worst.peak, belowPeak);
+      const dMean = Math.abs(mean - f64[i]!.vis_mean);
+      assert.ok(dMean <= MEAN_BOUND, `${key} image ${i}: mean ${mean} vs float64 ${f64[i]!.vis_mean}`);
+      worst.mean = Math.max(worst.mean, dMean);
+      if (f32[i]!.vis_argmax_flat !== f64[i]!.vis_argmax_flat) continue;
+      const r = pearson(
+        blockMeans.subarray(i * 196, (i + 1) * 196),
+        Array.prototype.slice.call(pool, i * 196, (i + 1) * 196),
+      );
+      assert.ok(r >= MIN_PEARSON, `${key} image ${i}: Pearson ${r} with the official float32 block means`);
+      worst.r = Math.min(worst.r, r);
+    }
+    process.stderr.write(
+      `${key}: worst |mean − float64| ${worst.mean.toExponential(2)}, below peak ${worst.peak.toExponential(2)}, Pearson ${worst.r.toFixed(5)}\n`,
+    );
+  }
   const inter = readGoldenTensors('e2e', 'perturb_S1', 'intermediates.safetensors');
   const dir = mkdtempSync(join(tmpdir(), 'bench-perturb-'));
 
@@ -119,20 +179,11 @@ describe('bench visualize + bench perturb against the official scripts (e2e/pert
           }
           // Block means of the final maps against the reference's (float64) block means.
           if (method === 'lrp' || method === 'transformer_attribution') {
-            // Ill-conditioned in float32 (golden/vit/README.md), so held to correlation, on 90 % of the images.
-            // The exception is image 4: there the reference's own float32 run is unstable. Run in float64, the
-            // official code gives our map (transformer attribution: max 7.07e-4, like ours, against 2.37e-4 in the
-            // stored float32 run; block 1's attn_cam moves by 80 % between its float32 and float64 runs).
-            const r = Array.from({ length: 22 }, (_, i) =>
-              pearson(mine.subarray(i * 196, (i + 1) * 196), pool.subarray(i * 196, (i + 1) * 196)),
-            );
-            assert.ok(
-              r.filter((x) => x >= 0.99).length >= 0.9 * 22,
-              `${method}/${vis}: Pearson per image ${r.map((x) => x.toFixed(3))}`,
-            );
+            assertIllConditionedMaps(method, vis, rows.vis, mine, pool);
           } else {
-            let d = 0;
-            for (let j = 0; j < mine.length; j++) d = Math.max(d, Math.abs(mine[j]! - pool[j]!));
+            // Measured: max|Δ| ≤ 9.5e-6 (gradcam), 6.7e-5 (partial_lrp); bound 1e-4, the golden README's float32
+            // bound for these methods.
+            const d = maxAbsDiff(mine, pool);
             assert.ok(d <= 1e-4 * Math.max(1, maxAbs(pool)), `${method}/${vis}: block means max|Δ| ${d}`);
           }
         } finally {
@@ -140,9 +191,10 @@ describe('bench visualize + bench perturb against the official scripts (e2e/pert
         }
       }
       // The perturbation test on our own files, both settings: the reference's exact counts for every method
-      // whose maps are well conditioned. The LRP-type maps differ from the reference's in float32 rounding, which
-      // reorders pixels: transformer attribution is held to one image-step (100·0.1/22 ≈ 0.45 points; measured:
-      // exact), full LRP, whose ranking is per pixel, to four (measured: 1 and 3 steps, top class).
+      // whose maps are well conditioned, and for transformer attribution (measured: exact, in float32 and float64).
+      // Full LRP ranks pixel by pixel, so float32 rounding reorders its pixels: its counts are held to the float64
+      // run of the official scripts (results_f64.json), within 2 image-steps in all (measured: 1 step in each
+      // of the four class × setting cases; the official float32 run is 3 steps from float64 in the positive test).
       const json = join(dir, `ours-${vis}.json`);
       const p = bench([
         'perturb',
@@ -163,12 +215,11 @@ describe('bench visualize + bench perturb against the official scripts (e2e/pert
           ['positive', 'pos'],
         ] as const) {
           const ref = golden.perturbation[`${GOLDEN_NAME[method]}.${vis}.${short}`]!;
-          if (method === 'lrp' || method === 'transformer_attribution') {
-            const steps = method === 'lrp' ? 4 : 1;
-            assert.ok(
-              Math.abs(m[vis]![setting].auc - ref.auc) <= (steps * 100 * 0.1) / 22 + 1e-9,
-              `${method} ${vis} ${setting}: AUC ${m[vis]![setting].auc} vs ${ref.auc}`,
-            );
+          if (method === 'lrp') {
+            const ref64 = golden64.perturbation[`full_lrp.${vis}.${short}`]!.correct_counts;
+            const counts = m[vis]![setting].accuracy.map((a) => Math.round(a * 22));
+            const steps = counts.reduce((t, c, k) => t + Math.abs(c - ref64[k]!), 0);
+            assert.ok(steps <= 2, `lrp ${vis} ${setting}: counts ${counts} vs float64 ${ref64} (${steps} steps)`);
           } else {
             assert.deepEqual(
               m[vis]![setting].accuracy,

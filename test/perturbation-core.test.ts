@@ -26,7 +26,8 @@ import {
   topkIndicesTorchWithTie,
 } from '../src/metrics/topk.js';
 import { Rng } from '../src/util/random.js';
-import { goldenPath, loadGoldenVit, maxAbsDiff, readGoldenTensors, readJson } from './helpers/golden.js';
+import { maxAbsDiff } from './helpers/compare.js';
+import { goldenPath, loadGoldenVit, readGoldenTensors, readJson } from './helpers/golden.js';
 
 // ------------------------------------------------------------------------------------------------ helpers
 

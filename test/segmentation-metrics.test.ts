@@ -13,6 +13,7 @@ import {
   torchFloat32Mean,
   torchFloat32Sum,
 } from '../src/metrics/segmentation.js';
+import { assertRel } from './helpers/compare.js';
 import { readGoldenTensors, readJson } from './helpers/golden.js';
 
 // ------------------------------------------------------------------------------------------------ helpers
@@ -41,11 +42,6 @@ function mask(sd: StateDict, name: string): Uint8Array {
   const out = new Uint8Array(d.length);
   for (let i = 0; i < d.length; i++) out[i] = Number(d[i]!);
   return out;
-}
-
-function assertRel(actual: number, expected: number, tol: number, what: string): void {
-  const err = Math.abs(actual - expected) / Math.max(Math.abs(expected), Number.MIN_VALUE);
-  assert.ok(err <= tol, `${what}: ${actual} vs ${expected} (relative error ${err} > ${tol})`);
 }
 
 /** Row-F1 values are reproduced bit for bit. */

@@ -1,24 +1,73 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import type { StateDict } from '../src/formats/host-tensor.js';
 import { explain } from '../src/methods/explain.js';
 import { vitPass } from '../src/methods/model-pass.js';
 import { PassContext } from '../src/methods/pass.js';
 import { findMethod, METHODS, resolveMethods } from '../src/methods/registry.js';
+import { maxAbs, maxAbsDiff, pearson } from './helpers/compare.js';
 import {
   type GoldenCase,
   goldenArray,
   inputTensor,
   loadGoldenVit,
-  maxAbs,
-  maxAbsDiff,
-  pearson,
   readGoldenTensors,
   readJson,
 } from './helpers/golden.js';
 
 // Intermediates of the official run (debug.* in the golden case files): attention, attention gradients,
 // attention relevance. They come from the float64 run rounded to float32.
+
+/**
+ * The attention relevance (attn_cam) and the per-block rollout matrices (block_cam) of S1, held per block.
+ * LRP-0 through the residual Adds and the einsums makes some blocks ill-conditioned in float32: a rounding of
+ * the input moves them by 1e-2 of their max (golden/vit/README.md, "Numerical conditioning"). Measured as
+ * max|Δ|/max|ref| (wasm; cpu backend in brackets):
+ * - ill-conditioned: random attn_cam 0: 5.9e-2 (3.0e-2); smooth attn_cam 0, 1: 1.5e-2, 2.0e-2 (7.4e-3, 9.8e-3);
+ *   smooth block_cam 0, 1: 1.9e-2, 1.9e-2 (1.0e-2, 9.5e-3). Pearson ≥ 0.99942 (0.99985).
+ *   Bound: 0.1 of the max (the worst measured, 5.9e-2, plus 70 %) and Pearson ≥ 0.999.
+ * - every other block: at most 1.8e-4 (random block_cam 0; 9.2e-5 on cpu), most at 1e-6.
+ *   Bound: 5e-4 of the max (the worst measured × 2.8).
+ */
+const ILL_CONDITIONED = new Set([
+  'random.attn_cam.0',
+  'smooth.attn_cam.0',
+  'smooth.attn_cam.1',
+  'smooth.block_cam.0',
+  'smooth.block_cam.1',
+]);
+function assertBlock(mine: ArrayLike<number>, ref: ArrayLike<number>, key: string): void {
+  const rel = maxAbsDiff(mine, ref) / maxAbs(ref);
+  if (ILL_CONDITIONED.has(key)) {
+    assert.ok(rel <= 0.1, `${key}: max|Δ|/max|ref| ${rel} > 0.1`);
+    const r = pearson(mine, ref);
+    assert.ok(r >= 0.999, `${key}: Pearson ${r} < 0.999`);
+  } else assert.ok(rel <= 5e-4, `${key}: max|Δ|/max|ref| ${rel} > 5e-4`);
+}
+
+/**
+ * Transformer attribution's raw map rebuilt from the golden per-block matrices: R = I, then for each block
+ * from `start` up, R ← R + block_cam·R; the map is R's CLS row without the CLS column. Float64 (the rebuild of
+ * start 1 equals the golden raw_f64 to 2.1e-8 of its max).
+ */
+function rolloutOfGoldenBlocks(g: StateDict, depth: number, start: number): Float64Array {
+  const T = 197;
+  let R = new Float64Array(T * T);
+  for (let i = 0; i < T; i++) R[i * T + i] = 1;
+  for (let l = start; l < depth; l++) {
+    const cam = goldenArray(g, `debug.transformer_attribution.target.block_cam.block${l}`);
+    const next = Float64Array.from(R);
+    for (let i = 0; i < T; i++)
+      for (let k = 0; k < T; k++) {
+        const c = cam[i * T + k]!;
+        if (c !== 0) for (let j = 0; j < T; j++) next[i * T + j]! += c * R[k * T + j]!;
+      }
+    R = next;
+  }
+  return R.slice(1, T);
+}
+
 describe('ViT intermediates against the reference (S1)', async () => {
   const model = await loadGoldenVit('S1');
   const ta = findMethod('transformer_attribution');
@@ -39,10 +88,9 @@ describe('ViT intermediates against the reference (S1)', async () => {
           const grad = ctx.gradient('lrp', l).dataSync();
           const refGrad = goldenArray(g, `debug.transformer_attribution.top.attn_grad.block${l}`);
           assert.ok(maxAbsDiff(grad, refGrad) <= 1e-4 * maxAbs(refGrad), `∂logit/∂A of block ${l}`);
-          // attn_cam is as ill-conditioned as the LRP maps: held to correlation, and to the sum.
           const cam = ctx.attnCam('ours', l).dataSync();
           const refCam = goldenArray(g, `debug.transformer_attribution.top.attn_cam.block${l}`);
-          assert.ok(pearson(cam, refCam) >= 0.99, `attn_cam of block ${l}: Pearson ${pearson(cam, refCam)}`);
+          assertBlock(cam, refCam, `${caseName}.attn_cam.${l}`);
         }
         // GradCAM's inputs: CLS row of the last block's attention and its gradient (ViT_new, eps 1e-6).
         const last = model.depth - 1;
@@ -64,7 +112,7 @@ describe('ViT intermediates against the reference (S1)', async () => {
         for (let l = 0; l < model.depth; l++) {
           const mine = tf.mean(tf.relu(tf.mul(ctx.gradient('lrp', l), ctx.attnCam('ours', l))), 1).dataSync();
           const ref = goldenArray(g, `debug.transformer_attribution.target.block_cam.block${l}`);
-          assert.ok(pearson(mine, ref) >= 0.99, `block_cam ${l}`);
+          assertBlock(mine, ref, `${caseName}.block_cam.${l}`);
         }
       });
     });
@@ -90,15 +138,39 @@ describe('ViT intermediates against the reference (S1)', async () => {
     }
   });
 
-  test('start layer: transformer attribution from block s ignores blocks below s', () => {
-    const g = readGoldenTensors('vit', 'S1', 'case-smooth.safetensors');
-    const x = inputTensor(g);
-    const s0 = explain(model, x, [ta], { startLayer: 0 }).methods[0]!.raw[0]!;
-    const s1 = explain(model, x, [ta], { startLayer: 1 }).methods[0]!.raw[0]!;
-    const s2 = explain(model, x, [ta], { startLayer: 2 }).methods[0]!.raw[0]!;
-    assert.ok(maxAbsDiff(s0, s1) > 1e-3 * maxAbs(s1), 'start 0 and 1 differ');
-    assert.ok(maxAbsDiff(s1, s2) > 1e-3 * maxAbs(s1), 'start 1 and 2 differ');
-    assert.throws(() => explain(model, x, [ta], { startLayer: 3 }), /out of range: the model has 3 blocks/);
+  test('start layer: transformer attribution from block s equals the rollout of the golden blocks s, s+1, …', () => {
+    // Measured max|Δ|/max|ref| (wasm): random 3.9e-6, 2.5e-6, 1.8e-6 for start 0, 1, 2; smooth 1.8e-2, 1.8e-2
+    // (blocks 0 and 1 ill-conditioned, see above; Pearson ≥ 0.99995) and 9.8e-6. Bounds: 1e-5 and 3e-5 for the
+    // well-conditioned starts (measured × 2.6 and × 3), 5e-2 with Pearson ≥ 0.9999 for the others.
+    const bounds: Record<string, [number, number | undefined][]> = {
+      random: [
+        [1e-5, undefined],
+        [1e-5, undefined],
+        [1e-5, undefined],
+      ],
+      smooth: [
+        [5e-2, 0.9999],
+        [5e-2, 0.9999],
+        [3e-5, undefined],
+      ],
+    };
+    for (const caseName of ['random', 'smooth']) {
+      const meta = readJson<GoldenCase>('vit', 'S1', `case-${caseName}.json`);
+      const g = readGoldenTensors('vit', 'S1', `case-${caseName}.safetensors`);
+      const x = inputTensor(g);
+      const maps = [0, 1, 2].map((s) => rolloutOfGoldenBlocks(g, model.depth, s));
+      for (const s of [0, 1, 2]) {
+        const mine = explain(model, x, [ta], { startLayer: s, classes: meta.target_class }).methods[0]!.raw[0]!;
+        const [rel, minR] = bounds[caseName]![s]!;
+        const d = maxAbsDiff(mine, maps[s]!) / maxAbs(maps[s]!);
+        assert.ok(d <= rel, `${caseName}, start ${s}: max|Δ|/max|ref| ${d} > ${rel}`);
+        if (minR !== undefined) assert.ok(pearson(mine, maps[s]!) >= minR, `${caseName}, start ${s}: Pearson`);
+      }
+      // The three references differ, so each start layer is told apart from its neighbours.
+      assert.ok(maxAbsDiff(maps[0]!, maps[1]!) > 1e-3 * maxAbs(maps[1]!), 'start 0 and 1 differ');
+      assert.ok(maxAbsDiff(maps[1]!, maps[2]!) > 1e-3 * maxAbs(maps[1]!), 'start 1 and 2 differ');
+      assert.throws(() => explain(model, x, [ta], { startLayer: 3 }), /out of range: the model has 3 blocks/);
+    }
   });
 
   test('class out of range is a clear error', () => {

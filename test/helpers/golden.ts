@@ -47,10 +47,14 @@ export function vitGoldenConfigs(): string[] {
 
 /** The case names of a config folder (from case-<name>.json). */
 export function vitGoldenCases(config: string): string[] {
-  return readdirSync(goldenPath('vit', config))
+  const dir = goldenPath('vit', config);
+  const cases = readdirSync(dir)
     .filter((f) => /^case-.+\.json$/.test(f))
     .map((f) => f.slice(5, -5))
     .sort();
+  // A folder with no cases would register no test and pass: that is a broken golden copy, not a pass.
+  if (cases.length === 0) throw new Error(`no golden cases (case-*.json) in ${dir}`);
+  return cases;
 }
 
 export async function loadGoldenVit(name: string, backend: BackendChoice = 'auto'): Promise<VisionTransformer> {
@@ -63,45 +67,6 @@ export async function loadGoldenVit(name: string, backend: BackendChoice = 'auto
 export function inputTensor(sd: StateDict): tf.Tensor4D {
   const t = sd.get('input')!;
   return tf.tensor4d(Float32Array.from(t.data as Float32Array), t.shape as [number, number, number, number]);
-}
-
-export function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
-  return m;
-}
-
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`length mismatch: ${a.length} vs ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    if (!(d <= m)) m = d; // NaN propagates as a failure
-  }
-  return m;
-}
-
-export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const n = a.length;
-  let ma = 0;
-  let mb = 0;
-  for (let i = 0; i < n; i++) {
-    ma += a[i]!;
-    mb += b[i]!;
-  }
-  ma /= n;
-  mb /= n;
-  let sab = 0;
-  let saa = 0;
-  let sbb = 0;
-  for (let i = 0; i < n; i++) {
-    const x = a[i]! - ma;
-    const y = b[i]! - mb;
-    sab += x * y;
-    saa += x * x;
-    sbb += y * y;
-  }
-  return sab / Math.sqrt(saa * sbb);
 }
 
 /** Our registry name → the reference script's method name used in the golden files. */
@@ -138,11 +103,18 @@ export interface Tolerance {
 }
 
 /**
- * The float32 tolerances of golden/vit/README.md ("Suggested tolerances", float32 implementation).
- * LRP-type maps (transformer attribution, full LRP) are ill-conditioned in float32: the README bounds their
- * raw maps by 5× the reference's own float32-vs-float64 gap plus 1e-4, with Pearson ≥ 0.99 against the
- * float64 twin. It gives no float32 bound for their final maps; we hold them to the same 5× of the
- * reference's own final-map gap, plus 1e-4.
+ * Tolerances of the ViT golden suite, from the golden README (golden/vit/README.md, "Suggested tolerances") and
+ * the errors measured on S1 (both cases, both class choices; wasm, and the cpu backend in brackets).
+ * - rollout, raw_attention, gradcam, partial_lrp: the README's float32 bound, 1e-4 of max for the raw map and 1e-4
+ *   for the final one. Measured: raw ≤ 5.1e-6 (1.1e-5, partial_lrp), final ≤ 4.3e-6 (5.3e-6). The README gives
+ *   partial_lrp 1e-3; measured it is as well conditioned as the others and is held to their bound.
+ * - lrp (full LRP), transformer_attribution: ill-conditioned in float32 (README, "Numerical conditioning"), so
+ *   bounded by the reference's own float32-vs-float64 gap: k × gap (+ 1e-4 of max for the raw map, the README's
+ *   floor; max(1e-4, k × gap) for the final map), with Pearson ≥ 0.998 against raw_f64. Measured, as a multiple
+ *   of the gap: raw ≤ 2.61 (full LRP, random/top), final ≤ 2.87 (full LRP, random/target) on wasm; ≤ 0.93 on
+ *   cpu. k = 3.5, the worst measured plus 20 %. Pearson measured ≥ 0.99887 (0.99984); bound 0.998.
+ *   The README's max(1e-4, 2 × gap) for the final map is stated for a float64 implementation; our float32 maps
+ *   carry their own float32 noise on top of the reference's (issue 15 is to bring them within the gap).
  */
 export function toleranceFor(method: string, entry: GoldenMethodEntry): Tolerance {
   const gap = entry.f32_vs_f64;
@@ -150,14 +122,15 @@ export function toleranceFor(method: string, entry: GoldenMethodEntry): Toleranc
     case 'rollout':
     case 'raw_attention':
     case 'gradcam':
-      return { rawRel: 1e-4, finalAbs: 1e-4 };
     case 'partial_lrp':
-      return { rawRel: 1e-3, finalAbs: 1e-4 };
-    default:
+      return { rawRel: 1e-4, finalAbs: 1e-4 };
+    default: {
+      const k = 3.5;
       return {
-        rawRel: 5 * gap.raw_max_abs_diff_over_max_abs + 1e-4,
-        finalAbs: 5 * gap.final_max_abs_diff + 1e-4,
-        minPearson: 0.99,
+        rawRel: k * gap.raw_max_abs_diff_over_max_abs + 1e-4,
+        finalAbs: Math.max(1e-4, k * gap.final_max_abs_diff),
+        minPearson: 0.998,
       };
+    }
   }
 }

@@ -3,15 +3,13 @@ import { describe, test } from 'node:test';
 import type { BackendChoice } from '../../src/engine/backend.js';
 import { explain } from '../../src/methods/explain.js';
 import { METHODS } from '../../src/methods/registry.js';
+import { maxAbs, maxAbsDiff, pearson } from './compare.js';
 import {
   GOLDEN_NAME,
   type GoldenCase,
   goldenArray,
   inputTensor,
   loadGoldenVit,
-  maxAbs,
-  maxAbsDiff,
-  pearson,
   readGoldenTensors,
   readJson,
   toleranceFor,
