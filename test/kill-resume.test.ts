@@ -16,41 +16,53 @@ import { assertSameExplanationRows, filesUnder, withoutTimings } from './helpers
 const rng = new Rng(20261126);
 
 /**
- * Starts `bench args`, waits until `started()` says work has been checkpointed, waits a random 0–`jitterMs`
- * more, and kills it with SIGKILL. Returns whether it was still running when killed (a run that already
- * finished proves nothing, and the caller retries).
+ * Starts `bench args` and kills it with SIGKILL as soon as `progress()` (the fraction of the work that its
+ * checkpoint files show as done) reaches `at`. The kill is tied to checkpointed progress, not to a clock, so
+ * it lands mid-run on a fast machine and on a slow one: `at` ≤ 0.75 leaves a quarter of the items to do,
+ * many times the 10 ms polling interval. A run that ends by itself before it is killed fails the test.
  */
-async function killMidRun(args: string[], started: () => boolean, jitterMs: number): Promise<boolean> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore' });
-  let exited = false;
+async function killAt(args: string[], progress: () => number, at: number): Promise<void> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s;
+  });
+  let ended: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const done = new Promise<void>((res) =>
-    child.on('exit', () => {
-      exited = true;
+    child.on('exit', (code, signal) => {
+      ended = { code, signal };
       res();
     }),
   );
-  const deadline = Date.now() + 120_000;
-  while (!exited && !started() && Date.now() < deadline) await sleep(20);
-  if (!exited) await sleep(Math.floor(rng.next() * jitterMs));
-  const killedInTime = !exited;
-  if (!exited) child.kill('SIGKILL');
+  const deadline = Date.now() + 300_000;
+  let seen = progress();
+  while (!ended && seen < at && Date.now() < deadline) {
+    await sleep(10);
+    seen = progress();
+  }
+  if (!ended) child.kill('SIGKILL');
   await done;
-  return killedInTime;
+  assert.equal(
+    ended?.signal,
+    'SIGKILL',
+    `bench ${args.join(' ')} ended by itself (exit ${ended?.code}) before reaching ${at.toFixed(2)} of its work (seen ${seen.toFixed(2)}):\n${stderr}`,
+  );
 }
 
-/** Kills a run twice at random moments, then lets `--resume` finish it. */
+/**
+ * Kills a run twice at seeded random points of its progress (once fresh, once while resuming), then lets
+ * `--resume` finish it. `finalFile` must not exist after either kill: the run was really cut short.
+ */
 async function killTwiceThenResume(args: string[], out: string, progress: () => number, finalFile: string) {
-  let kills = 0;
-  for (let attempt = 0; kills < 2 && attempt < 6; attempt++) {
-    const before = progress();
-    const killed = await killMidRun(
-      kills === 0 ? args : [...args, '--resume'],
-      () => progress() > before,
-      attempt < 3 ? 600 : 50,
-    );
-    if (killed && !existsSync(join(out, finalFile))) kills++;
-  }
-  assert.equal(kills, 2, 'the run was never killed mid-way (it finished too fast)');
+  const first = 0.15 + 0.25 * rng.next();
+  const second = 0.5 + 0.25 * rng.next();
+  await killAt(args, progress, first);
+  assert.ok(!existsSync(join(out, finalFile)), `${finalFile} exists after the first kill`);
+  const resumedFrom = progress();
+  assert.ok(resumedFrom > 0 && resumedFrom < second, `progress after the first kill: ${resumedFrom}`);
+  await killAt([...args, '--resume'], progress, second);
+  assert.ok(!existsSync(join(out, finalFile)), `${finalFile} exists after the second kill`);
+  assert.ok(progress() >= second, "the resumed run kept the first run's work and went on");
   const r = bench([...args, '--resume']);
   assert.equal(r.code, 0, r.stderr);
 }
@@ -71,16 +83,17 @@ function jsonField(file: string, key: string): number {
   }
 }
 
-describe('SIGKILL at a random moment, then --resume', () => {
+describe('SIGKILL at a random point of the progress, then --resume', () => {
   test('bench seg --workers 2: per_image.csv, saved panels and summary equal an uninterrupted one-worker run', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bench-kill-seg-'));
     const args = ['seg', '--limit', '20', '--method', 'all', '--save-img', '20', '--quiet'];
     assert.equal(bench([...args, '--out', join(dir, 'whole')]).code, 0);
     const out = join(dir, 'cut');
+    // The killed and resumed runs compute on two worker threads; the reference run on the main thread.
     await killTwiceThenResume(
-      [...args, '--out', out],
+      [...args, '--workers', '2', '--out', out],
       out,
-      () => jsonField(join(out, 'state.json'), 'nextIndex'),
+      () => jsonField(join(out, 'state.json'), 'nextIndex') / 20,
       'summary.json',
     );
     assert.deepEqual(filesUnder(out), filesUnder(join(dir, 'whole')));
@@ -97,7 +110,12 @@ describe('SIGKILL at a random moment, then --resume', () => {
     const args = ['eraser', '--limit', '30', '--method', 'all', '--quiet'];
     assert.equal(bench([...args, '--out', join(dir, 'whole')]).code, 0);
     const out = join(dir, 'cut');
-    await killTwiceThenResume([...args, '--out', out], out, () => lines(join(out, 'documents.jsonl')), 'summary.json');
+    await killTwiceThenResume(
+      [...args, '--out', out],
+      out,
+      () => lines(join(out, 'documents.jsonl')) / 30,
+      'summary.json',
+    );
     const all = filesUnder(join(dir, 'whole'));
     assert.deepEqual(filesUnder(out), all);
     for (const f of all) assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(dir, 'whole', f))), f);
@@ -108,15 +126,17 @@ describe('SIGKILL at a random moment, then --resume', () => {
     const args = ['visualize', '--method', 'all', '--quiet'];
     assert.equal(bench([...args, '--out', join(dir, 'whole')]).code, 0);
     const out = join(dir, 'cut');
-    // Progress: the HDF5 files grow as rows are appended.
-    const size = () => {
+    // Progress: the HDF5 files grow as rows are appended, so their size against the finished file's.
+    const size = (d: string) => {
       try {
-        return statSync(join(out, 'rollout', 'top', 'results.hdf5')).size;
+        return statSync(join(d, 'rollout', 'top', 'results.hdf5')).size;
       } catch {
         return 0;
       }
     };
-    await killTwiceThenResume([...args, '--out', out], out, size, 'visualize-top.json');
+    const whole = size(join(dir, 'whole'));
+    assert.ok(whole > 24 * 1000, `the uninterrupted run's file: ${whole} bytes`);
+    await killTwiceThenResume([...args, '--out', out], out, () => size(out) / whole, 'visualize-top.json');
     const summary = withoutTimings(join(out, 'visualize-top.json')) as {
       files: Record<string, string>;
       images: number;
