@@ -38,6 +38,9 @@ describe('bench regress --suite embedded', () => {
     assert.deepEqual(Object.keys(baseline.benchmarks).sort(), ['eraser', 'perturbation', 'segmentation']);
     for (const b of Object.values(baseline.benchmarks)) assert.equal(Object.keys(b!.numbers).length, 6);
     assert.match(first.stdout, new RegExp(`PASS: all ${n} numbers within tolerance`));
+    // The baseline records its backend, and the suite runs there by default, whatever else is installed.
+    assert.equal(baseline.backend, 'wasm');
+    assert.match(first.stderr, /running the three embedded benchmarks on the wasm backend/);
     assert.match(
       first.stdout,
       /\| segmentation \| transformer_attribution \| mIoU \| \d+\.\d+ \| \d+\.\d+ \| 0 \| ±0\.01 \| ok \|/,
@@ -76,6 +79,38 @@ describe('bench regress --suite embedded', () => {
     );
     assert.doesNotMatch(r.stderr, /\n\s+at /);
     assert.equal(readFileSync(table, 'utf8').match(/\| FAIL \|/g)?.length, 2);
+  });
+
+  test("results of another backend are held to that backend's own tolerances, where the baseline has them", () => {
+    const baseline = readExpectedFile(SUITE_FILES.embedded);
+    const cpu = baseline.backendTolerances?.cpu;
+    assert.ok(cpu && cpu.tolerances['segmentation.lrp']! > 0.01, 'the baseline holds measured cpu tolerances');
+    // A run whose full-LRP mAP moved by as much as the cpu backend moves it.
+    const moved = join(dir, 'cpu-like');
+    mkdirSync(join(moved, 'seg'), { recursive: true });
+    const seg = JSON.parse(readFileSync(join(runDir, 'seg', 'embedded', 'summary.json'), 'utf8'));
+    seg.methods.lrp.mAP -= 0.11;
+    writeFileSync(join(moved, 'seg', 'summary.json'), JSON.stringify(seg));
+    const index = indexResults(moved);
+    const segRows = (backend: string) =>
+      compareResults(baseline, SUITE_FILES.embedded, index, { backend }).rows.filter(
+        (r) => r.benchmark === 'segmentation',
+      );
+    const mAP = (backend: string) => segRows(backend).find((r) => r.path.join('/') === 'lrp/mAP')!;
+    assert.equal(mAP('wasm').status, 'FAIL', "on the baseline's own backend, 0.11 is far outside ±0.01");
+    assert.equal(mAP('wasm').tolerance, 0.01);
+    assert.equal(mAP('cpu').status, 'ok');
+    assert.equal(mAP('cpu').tolerance, cpu.tolerances['segmentation.lrp']);
+    // The methods the cpu backend does not move keep the baseline's tolerance.
+    assert.equal(segRows('cpu').find((r) => r.path.join('/') === 'rollout/mIoU')!.tolerance, 0.01);
+    // A backend with no tolerances of its own is compared with the baseline's, and the note says so.
+    assert.equal(mAP('tensorflow').status, 'FAIL');
+    const note = compareResults(baseline, SUITE_FILES.embedded, index, { backend: 'tensorflow' }).notes.join(' ');
+    assert.match(note, /no tolerances of its own/);
+    assert.match(
+      compareResults(baseline, SUITE_FILES.embedded, index, { backend: 'cpu' }).notes.join(' '),
+      /cpu backend's tolerances/,
+    );
   });
 
   test('a missing benchmark run fails as MISSING', () => {
@@ -315,6 +350,15 @@ describe('expected-numbers files', () => {
         },
         /numbers\.rollout: a number at depth 1, expected method → metric/,
       ],
+      [
+        { ...base, backendTolerances: { cpu: { tolerances: { seg: 1 } } } },
+        /"seg" does not start with a benchmark name/,
+      ],
+      [
+        { ...base, backendTolerances: { cpu: { tolerances: { 'segmentation.lrp': -1 } } } },
+        /backendTolerances\.cpu\.tolerances\.segmentation\.lrp: must be a number ≥ 0/,
+      ],
+      [{ ...base, backendTolerances: { cpu: 0.1 } }, /backendTolerances\.cpu: expected \{ "source", "tolerances"/],
     ];
     for (const [content, re] of bad) {
       const f = write(content);

@@ -31,7 +31,8 @@ export interface RegressArgs {
   json?: string;
   update: boolean;
   'run-dir'?: string;
-  backend: BackendChoice;
+  /** Default: the backend the expected file records (the embedded baseline: wasm), else auto. */
+  backend?: BackendChoice;
   workers: number;
   quiet: boolean;
 }
@@ -121,9 +122,14 @@ export async function runRegressCommand(args: RegressArgs): Promise<void> {
     resultsDir = resolve(args.results);
   } else if (args.suite === 'embedded') {
     resultsDir = resolve(args['run-dir'] ?? join('results', 'regress', `embedded-${timestampName()}`));
-    process.stderr.write(`no --results: running the three embedded benchmarks into ${resultsDir}\n`);
-    await runEmbeddedBenchmarks(resultsDir, args.backend, args.quiet, args.workers);
-    backendName = (await initBackend(args.backend)).name;
+    // On the baseline's own backend unless told otherwise: other backends differ in the last digits.
+    const recorded = BACKEND_CHOICES.find((b) => b !== 'auto' && b === expected?.backend);
+    const backend = args.backend ?? recorded ?? 'auto';
+    process.stderr.write(
+      `no --results: running the three embedded benchmarks on the ${backend} backend into ${resultsDir}\n`,
+    );
+    await runEmbeddedBenchmarks(resultsDir, backend, args.quiet, args.workers);
+    backendName = (await initBackend(backend)).name;
   } else {
     resultsDir = resolve('results');
   }
@@ -204,8 +210,8 @@ export const regressCommand: CommandModule<object, RegressArgs> = {
       })
       .option('backend', {
         choices: BACKEND_CHOICES,
-        default: 'auto' as BackendChoice,
-        describe: 'TensorFlow.js backend for the embedded runs',
+        describe:
+          'TensorFlow.js backend for the embedded runs (default: the one the expected file records, so the numbers compare exactly; else auto)',
       })
       .option('workers', WORKERS_OPTION)
       .option('quiet', {

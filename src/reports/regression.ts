@@ -44,6 +44,12 @@ export interface ExpectedFile {
   source?: string;
   /** The backend a baseline was made with (numbers of other backends can differ in the last digits). */
   backend?: string;
+  /**
+   * Tolerances for results of other backends, measured against `backend`: per backend name, keys
+   * `<benchmark>.<method>` or `<benchmark>`, the most specific one applying. A number is held to the larger of
+   * its own tolerance and this one.
+   */
+  backendTolerances?: Record<string, { source?: string; tolerances: Record<string, number> }>;
   benchmarks: Partial<Record<BenchmarkName, ExpectedBenchmark>>;
   [extra: string]: unknown;
 }
@@ -86,8 +92,30 @@ export function readExpectedFile(file: string): ExpectedFile {
     if (typeof b.numbers !== 'object' || b.numbers === null)
       throw new FileFormatError(file, `benchmarks.${name}: no "numbers" object`);
   }
+  for (const [backend, bt] of Object.entries(f.backendTolerances ?? {})) {
+    const where = `backendTolerances.${backend}`;
+    if (typeof bt !== 'object' || bt === null || typeof bt.tolerances !== 'object' || bt.tolerances === null)
+      throw new FileFormatError(
+        file,
+        `${where}: expected { "source", "tolerances": { "<benchmark>[.<method>]": number } }`,
+      );
+    for (const [k, v] of Object.entries(bt.tolerances)) {
+      if (!(k.split('.')[0]! in LEVELS))
+        throw new FileFormatError(file, `${where}.tolerances: "${k}" does not start with a benchmark name`);
+      if (typeof v !== 'number' || !(v >= 0))
+        throw new FileFormatError(file, `${where}.tolerances.${k}: must be a number ≥ 0, found ${JSON.stringify(v)}`);
+    }
+  }
   expectations(f, file); // validates every leaf
   return f;
+}
+
+/** The tolerance of an expected number for results of `backend` (see ExpectedFile.backendTolerances). */
+function toleranceOn(f: ExpectedFile, e: Expectation, backend: string | undefined): number {
+  if (!backend || !f.backend || backend === f.backend) return e.tolerance;
+  const t = f.backendTolerances?.[backend]?.tolerances;
+  const other = t?.[`${e.benchmark}.${e.path[0]}`] ?? t?.[e.benchmark];
+  return other === undefined ? e.tolerance : Math.max(e.tolerance, other);
 }
 
 function isLeaf(v: NestedNumbers | ExpectedNumber): v is ExpectedNumber {
@@ -195,7 +223,7 @@ export function compareResults(
   const used = new Map<string, RegressionResult['runs'][number]>();
   for (const e of expectations(f, expectedFile)) {
     const model = opts.modelOverride && e.benchmark !== 'eraser' ? opts.modelOverride : e.model;
-    const row: RegressionRow = { ...e, model, status: 'MISSING' };
+    const row: RegressionRow = { ...e, tolerance: toleranceOn(f, e, opts.backend), model, status: 'MISSING' };
     const run = index.runs.find(
       (r) => r.benchmark === e.benchmark && r.summary.model === model && valueInRun(r, e.path) !== undefined,
     );
@@ -213,7 +241,7 @@ export function compareResults(
     row.delta = got - e.expected;
     row.run = run.label;
     // A tiny allowance so that a number written with 6 decimals still equals itself.
-    row.status = Math.abs(row.delta) <= e.tolerance + 1e-9 * Math.max(1, Math.abs(e.expected)) ? 'ok' : 'FAIL';
+    row.status = Math.abs(row.delta) <= row.tolerance + 1e-9 * Math.max(1, Math.abs(e.expected)) ? 'ok' : 'FAIL';
     const b = f.benchmarks[e.benchmark]!;
     const wantSize = e.benchmark === 'eraser' ? b.documents : b.images;
     const size = runSize(run, e.path);
@@ -224,10 +252,14 @@ export function compareResults(
     rows.push(row);
   }
   const notes: string[] = [];
-  if (f.backend && opts.backend && f.backend !== opts.backend)
+  if (f.backend && opts.backend && f.backend !== opts.backend) {
+    const bt = f.backendTolerances?.[opts.backend];
     notes.push(
-      `The expected numbers were made with the ${f.backend} backend and these results with ${opts.backend}; numbers that depend on float summation order (full LRP above all) can differ slightly.`,
+      bt
+        ? `The expected numbers were made with the ${f.backend} backend and these results with ${opts.backend}: compared with the ${opts.backend} backend's tolerances (${bt.source ?? 'from the expected file'}).`
+        : `The expected numbers were made with the ${f.backend} backend and these results with ${opts.backend}, for which the file has no tolerances of its own; numbers that depend on float summation order (full LRP above all) can differ slightly.`,
     );
+  }
   for (const u of index.unreadable) notes.push(`Unreadable summary skipped: ${u.file} (${u.reason}).`);
   return {
     suite: f.suite,
