@@ -97,7 +97,7 @@ export function negPart<T extends tf.Tensor>(x: T, xPos: T = relu(x)): T {
 }
 
 /**
- * The reference's `safe_divide(a, b)` with ε = 1e-9 (ALGORITHMS.md §2.2): `a / (b + ε)` where b ≠ 0,
+ * The reference's `safe_divide(a, b)` with ε = 1e-9 (docs/methods.md#safe-division): `a / (b + ε)` where b ≠ 0,
  * 0 where b == 0, and a/ε where b + ε rounds to exactly 0. Note that it is *not* a sign-aware stabiliser:
  * a tiny negative b flips sign after the shift, and we reproduce that.
  */
