@@ -15,7 +15,7 @@ import { goldenArray, goldenPath, readGoldenTensors, readJson } from './helpers/
 /**
  * The BERT core against the official implementation (golden/bert/README.md, golden/eraser/README.md):
  * forward pass, attention gradients, attention relevance under both rule sets, relevance at the encoder
- * input, and the ExplanationGenerator methods of ALGORITHMS.md §5.3 rebuilt here from those pieces.
+ * input, and the ExplanationGenerator methods (docs/methods.md#methods-on-bert) rebuilt here from those pieces.
  *
  * Tolerances: forward quantities and gradients max|Δ| ≤ 1e-4 · max(1, max|ref|) resp. 1e-4 · max|ref|;
  * LRP-type quantities (attn_cam, full LRP and the maps built from them) max|Δ| ≤ 1e-3 · max|ref|, which

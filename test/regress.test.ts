@@ -298,7 +298,7 @@ describe('bench regress --suite paper', () => {
 });
 
 describe('expected-numbers files', () => {
-  test('configs/paper.json holds the paper tables of ALGORITHMS.md §8.3 with a tolerance per number', () => {
+  test('configs/paper.json holds the paper tables (docs/benchmarks.md) with a tolerance per number', () => {
     const paper = readExpectedFile(SUITE_FILES.paper);
     const all = expectations(paper);
     // 6 methods × 3 segmentation metrics + perturbation (4 for class-specific methods, 2 for the others).

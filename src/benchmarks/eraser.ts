@@ -24,11 +24,10 @@ import { beginRun, type RunControl, type RunIdentity } from './run-dir.js';
 import { type Shard, type ShardRun, shardIndices } from './shards.js';
 
 /**
- * The ERASER movie-review benchmark (ALGORITHMS.md §5.4–5.5): each annotation's document is explained for
- * its gold class by every requested method (one shared pass), word scores come from the word pieces (max
- * over a word's characters), the top k words for k = 5 … 80 become hard rationales, written as the
- * pipeline's `identifier_results_<k>.json` and scored as ERASER's metrics.py does (token-F1 = token-level
- * instance-macro F1).
+ * The ERASER movie-review benchmark (docs/benchmarks.md#eraser-movie-reviews): each annotation's document is
+ * explained for its gold class by every requested method (one shared pass), word scores come from the word pieces
+ * (max over a word's characters), the top k words for k = 5 … 80 become hard rationales, written as the pipeline's
+ * `identifier_results_<k>.json` and scored as ERASER's metrics.py does (token-F1 = token-level instance-macro F1).
  *
  * Checkpointing: one JSON line per finished document in `documents.jsonl` (word scores of every method);
  * a resumed run keeps the complete lines and continues. All result files are derived from that file at

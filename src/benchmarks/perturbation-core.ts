@@ -1,6 +1,6 @@
 /**
- * The perturbation test of `baselines/ViT/pertubation_eval_from_hdf5.py` (ALGORITHMS.md §4.3), around any classifier
- * and independent of where the images and maps come from.
+ * The perturbation test of `baselines/ViT/pertubation_eval_from_hdf5.py` (docs/benchmarks.md#perturbation-test),
+ * around any classifier and independent of where the images and maps come from.
  *
  * Per batch: classify the normalised images; rank the pixels of each map (negated for the negative test), and for
  * each step s remove the k = ⌊H·W·s⌋ highest-ranked pixels (set to 0 in all channels of a fresh copy of the [0, 1]

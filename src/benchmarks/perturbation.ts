@@ -21,7 +21,7 @@ import {
 import { beginRun, type RunControl } from './run-dir.js';
 
 /**
- * The positive/negative perturbation test (ALGORITHMS.md §4.3) over explanation files written by
+ * The positive/negative perturbation test (docs/benchmarks.md#perturbation-test) over explanation files written by
  * `bench visualize` or by the official `generate_visualizations.py`: per file (one method and vis class)
  * and per setting, the classifier's top-1 accuracy against the ground-truth label after removing
  * 10 %, 20 %, … 90 % of the pixels, highest relevance first (positive) or lowest first (negative),

@@ -35,9 +35,9 @@ import { beginRun, type RunControl, type RunIdentity } from './run-dir.js';
 import { type Shard, type ShardRun, shardIndices } from './shards.js';
 
 /**
- * The ImageNet-segmentation benchmark (ALGORITHMS.md §4.1): for each image, every requested method's map
- * from one shared explanation pass, thresholded at its mean, scored against the mask; pixel accuracy and
- * mIoU from dataset-level counts, mAP as the mean of per-image pooled APs.
+ * The ImageNet-segmentation benchmark (docs/benchmarks.md#imagenet-segmentation): for each image, every requested
+ * method's map from one shared explanation pass, thresholded at its mean, scored against the mask; pixel accuracy
+ * and mIoU from dataset-level counts, mAP as the mean of per-image pooled APs.
  *
  * Checkpointing: per_image.csv is appended as images finish, and state.json (accumulators, next image,
  * CSV length) is replaced atomically after each image. A resumed run truncates the CSV to the recorded

@@ -17,11 +17,11 @@ import { beginRun, type RunControl } from './run-dir.js';
 import { type Shard, shardIndices } from './shards.js';
 
 /**
- * Explanation export (ALGORITHMS.md §4.2, `generate_visualizations.py`): for every image, each method's
- * final map is appended to `<out>/<method>/<top|target>/results.hdf5` beside the un-normalised image and
- * its label, in the reference's HDF5 layout (h5py reads it; `bench perturb` and the official perturbation
- * script consume it). Rows carry their data-set index, so a run resumes by skipping the rows every file
- * already holds, and shards (`--shard K/N`: images i with i mod N = K) merge back into one file.
+ * Explanation export (docs/benchmarks.md#explanation-export, `generate_visualizations.py`): for every image, each
+ * method's final map is appended to `<out>/<method>/<top|target>/results.hdf5` beside the un-normalised image and
+ * its label, in the reference's HDF5 layout (h5py reads it; `bench perturb` and the official perturbation script
+ * consume it). Rows carry their data-set index, so a run resumes by skipping the rows every file already holds, and
+ * shards (`--shard K/N`: images i with i mod N = K) merge back into one file.
  */
 export type VisClass = 'top' | 'target';
 

@@ -1,6 +1,6 @@
 /**
- * Reader of the ERASER dataset layout (ALGORITHMS.md §5.7), as the reference's `BERT_rationale_benchmark/utils.py`
- * reads it for the pipeline and for metrics.py:
+ * Reader of the ERASER dataset layout (docs/formats.md#eraser-layout), as the reference's
+ * `BERT_rationale_benchmark/utils.py` reads it for the pipeline and for metrics.py:
  *
  * - `<dataDir>/{train,val,test}.jsonl`: one annotation per line, `{"annotation_id", "classification", "evidences":
  *   [[{"docid", "start_token", "end_token", "start_sentence", "end_sentence", "text"}, …], …], "query",

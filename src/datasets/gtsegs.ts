@@ -1,6 +1,6 @@
 /**
  * The ImageNet-segmentation data set of the official benchmark (`gtsegs_ijcv.mat`, Guillaumin et al.), read as
- * `imagenet_seg_eval.py`'s `Imagenet_Segmentation` reads it (ALGORITHMS §4.1.1):
+ * `imagenet_seg_eval.py`'s `Imagenet_Segmentation` reads it (docs/formats.md#segmentation-data):
  *
  *     img  = np.array(f[f['/value/img'][i, 0]]).transpose((2, 1, 0))          # (3, W, H) → H×W×3 uint8
  *     mask = np.array(f[f[f['/value/gt'][i, 0]][0, 0]]).transpose((1, 0))     # (W, H) → H×W, two dereferences
@@ -676,8 +676,8 @@ export interface SegModelInput {
 }
 
 /**
- * ALGORITHMS §4.1.2: image → PIL bilinear `Resize(size)` → ToTensor → Normalize(mean, std); mask → PIL NEAREST
- * `Resize(size)`. Aspect ratio is not kept and nothing is cropped.
+ * docs/benchmarks.md#segmentation-preprocessing: image → PIL bilinear `Resize(size)` → ToTensor →
+ * Normalize(mean, std); mask → PIL NEAREST `Resize(size)`. Aspect ratio is not kept and nothing is cropped.
  */
 export function preprocessSegItem(
   item: { image: RgbImage; mask: SegMask },

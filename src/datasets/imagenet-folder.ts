@@ -1,5 +1,6 @@
 /**
- * ImageNet validation images as the official export script reads them (ALGORITHMS §4.2):
+ * ImageNet validation images as the official export script reads them (docs/formats.md#imagenet-folders,
+ * docs/benchmarks.md#explanation-export):
  *
  *     torchvision.datasets.ImageNet(DIR, split='val', transform=Compose([Resize((224, 224)), ToTensor()]))
  *

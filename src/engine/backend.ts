@@ -10,7 +10,7 @@ import { applyPlatformFixes } from './platform-fixes.js';
  * Backend selection. The native packages (@tensorflow/tfjs-node[-gpu]) are optional dependencies whose
  * install script downloads libtensorflow; where that fails the package is absent or installed without its
  * addon. We look for the addon file before importing, because a failed import registers ~150 kernels and
- * a second attempt floods stderr (PLATFORM.md §1).
+ * a second attempt floods stderr (docs/architecture.md, "TensorFlow.js on Node").
  */
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
  * Tensor primitives shared by the models, the backward pass and the relevance rules.
  *
  * Why these exist instead of plain tf.matMul: on the wasm backend (the default here) batched and
- * transposed matmuls take XNNPACK's slow paths, 5–15× slower than plain 2-D products (PLATFORM.md §2).
+ * transposed matmuls take XNNPACK's slow paths, 5–15× slower than plain 2-D products (docs/architecture.md, "TensorFlow.js on Node").
  * So every product in the hot path is written as "2-D, no transpose flags": weights are stored in both
  * orientations, and batched products are split into per-slice 2-D matmuls where that is faster.
  */
@@ -31,7 +31,7 @@ export function setSplitBatchedMatmul(split: boolean): void {
 /**
  * For training (tf.grad through the model): TF.js's own matMul gradient uses the transposed-matmul
  * kernels, which are very slow on wasm. This version computes the same gradients with explicit
- * transposes and plain products (PLATFORM.md §2). Off by default: explanations never run tf.grad.
+ * transposes and plain products (docs/architecture.md, "TensorFlow.js on Node"). Off by default: explanations never run tf.grad.
  */
 let fastGradients = false;
 
@@ -97,7 +97,7 @@ export function negPart<T extends tf.Tensor>(x: T, xPos: T = relu(x)): T {
 }
 
 /**
- * The reference's `safe_divide(a, b)` with ε = 1e-9 (ALGORITHMS.md §2.2): `a / (b + ε)` where b ≠ 0,
+ * The reference's `safe_divide(a, b)` with ε = 1e-9 (docs/methods.md#safe-division): `a / (b + ε)` where b ≠ 0,
  * 0 where b == 0, and a/ε where b + ε rounds to exactly 0. Note that it is *not* a sign-aware stabiliser:
  * a tiny negative b flips sign after the shift, and we reproduce that.
  */

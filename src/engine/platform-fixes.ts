@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { SAFE_DIVIDE_EPS, SAFE_DIVIDE_KERNEL } from './ops.js';
 
 /**
- * The one place that papers over TF.js 4.22 gaps (PLATFORM.md §2). Our own model code needs none of these
+ * The one place that papers over TF.js 4.22 gaps (docs/architecture.md, "TensorFlow.js on Node"). Our own model code needs none of these
  * (it computes its backward pass by hand with plain matmuls), but user code and tf.grad on the same engine
  * do, so they are installed whenever a backend is initialised:
  *  - comparison ops have no registered gradient on any backend (tf.where(greater(a,b), …) fails in tf.grad);

@@ -2,7 +2,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 
 /**
  * Data parallelism over worker_threads: the only parallelism the wasm backend has in Node (it runs
- * single-threaded there, PLATFORM.md §2). Each worker is a separate JS realm with its own TF.js engine,
+ * single-threaded there, docs/architecture.md, "TensorFlow.js on Node"). Each worker is a separate JS realm with its own TF.js engine,
  * so each initialises its own backend and loads its own copy of the model; items are handed out one at a
  * time to whichever worker is free, and results come back in input order. An item's result depends only
  * on the item (each worker computes exactly what a single process would), so any worker count gives the

@@ -1,6 +1,6 @@
 /**
  * The explanation file of the perturbation benchmark, in the layout `generate_visualizations.py` writes with h5py
- * and `pertubation_eval_from_hdf5.py` reads (ALGORITHMS §4.2):
+ * and `pertubation_eval_from_hdf5.py` reads (docs/formats.md#explanation-files):
  *
  * | dataset  | shape          | dtype   | chunks (h5py's guess) | filter | maxshape            |
  * |----------|----------------|---------|-----------------------|--------|---------------------|

@@ -1,10 +1,10 @@
 import { FileFormatError, type HostTensor, numel, type StateDict, shapeString } from './host-tensor.js';
 
 /**
- * Google / JAX ViT `.npz` checkpoints (big_vision / vision_transformer naming) → timm state-dict keys.
- * The mapping follows ALGORITHMS.md Appendix B. A common key prefix such as `opt/target/` is stripped first.
- * Keys that have no timm counterpart (e.g. `pre_logits/*` of ImageNet-21k checkpoints) are passed through
- * under their own names, so the model's key check reports them as unexpected.
+ * Google / JAX ViT `.npz` checkpoints (big_vision / vision_transformer naming) → timm state-dict keys. The mapping
+ * is tabled in docs/formats.md#google-vit-npz. A common key prefix such as `opt/target/` is stripped first. Keys
+ * that have no timm counterpart (e.g. `pre_logits/*` of ImageNet-21k checkpoints) are passed through under their
+ * own names, so the model's key check reports them as unexpected.
  */
 
 const TOP_LEVEL_DIRS = ['Transformer', 'embedding', 'head', 'pre_logits'];

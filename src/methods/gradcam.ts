@@ -3,11 +3,11 @@ import { clsRow, minMaxPerSample, setFirst } from './aggregate.js';
 import type { ExplanationMethod } from './types.js';
 
 /**
- * GradCAM on the last block's attention (ALGORITHMS.md §3.3(e), §5.3; quirk Q14). Each head's attention is
- * weighted by the mean of its gradient, averaged over heads, clamped at 0 and min–max normalised (inside
- * the method, as the reference does). ViT: only the CLS row's patch columns, for both the weights and the
- * map. BERT: the weights average the gradient over the whole N×N matrix, the whole matrix is normalised,
- * then the CLS row is read with [CLS] set to 0.
+ * GradCAM on the last block's attention (docs/methods.md#gradcam, #methods-on-bert; quirk Q14). Each head's
+ * attention is weighted by the mean of its gradient, averaged over heads, clamped at 0 and min–max normalised
+ * (inside the method, as the reference does). ViT: only the CLS row's patch columns, for both the weights and the
+ * map. BERT: the weights average the gradient over the whole N×N matrix, the whole matrix is normalised, then the
+ * CLS row is read with [CLS] set to 0.
  */
 export const gradcam: ExplanationMethod = {
   name: 'gradcam',

@@ -3,8 +3,8 @@ import { setFirst } from './aggregate.js';
 import type { ExplanationMethod } from './types.js';
 
 /**
- * Full LRP under the plain LRP rules (ALGORITHMS.md §3.3(h), §5.3). ViT: through every block, the position
- * add and the zᴮ rule at the patch embedding to the pixels; signed, summed over colour channels. BERT: to
+ * Full LRP under the plain LRP rules (docs/methods.md#full-lrp, #methods-on-bert). ViT: through every block, the
+ * position add and the zᴮ rule at the patch embedding to the pixels; signed, summed over colour channels. BERT: to
  * the input of the first layer (the embeddings are not crossed), summed over the hidden size, [CLS] set to 0.
  */
 export const lrp: ExplanationMethod = {

@@ -3,7 +3,7 @@ import type { ExplanationMethod } from './types.js';
 
 /**
  * Partial LRP (Voita et al.): LRP relevance of the last block's attention under the plain LRP rules,
- * positive part averaged over heads, CLS row (ALGORITHMS.md §3.3(f), §5.3).
+ * positive part averaged over heads, CLS row (docs/methods.md#partial-lrp, #methods-on-bert).
  */
 export const partialLrp: ExplanationMethod = {
   name: 'partial_lrp',

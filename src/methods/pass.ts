@@ -7,10 +7,11 @@ import type { ExplanationMethod, HeadKind, MethodOptions, Need } from './types.j
 export type ClassRequest = 'top' | number | number[];
 
 /**
- * One forward pass (done by the ModelPass), at most one backward pass per classifier tail and one relevance pass per rule set,
- * shared by every requested method. Each pass stops at the shallowest block any method needs
- * (ALGORITHMS.md §7, quirk Q34): e.g. GradCAM alone back-propagates through the last block only.
- * Everything here runs inside the caller's tf.tidy.
+ * One forward pass (done by the ModelPass), at most one backward pass per classifier tail and one relevance pass
+ * per rule set, shared by every requested method. Each pass stops at the shallowest block any method needs
+ * (docs/methods.md#what-each-method-needs, quirk Q34): e.g. GradCAM alone back-propagates through the last block
+ * only. How the pass is organised: docs/architecture.md#the-shared-pass. Everything here runs inside the caller's
+ * tf.tidy.
  */
 export class PassContext {
   /** Class explained per sample, for each classifier tail. */

@@ -1,5 +1,5 @@
 /**
- * The scripts' post-processing of a raw map (ALGORITHMS.md §3.4), bit for bit with torch 1.13 CPU:
+ * The scripts' post-processing of a raw map (docs/methods.md#post-processing), bit for bit with torch 1.13 CPU:
  * `F.interpolate(raw.reshape(1, 1, h, w), scale_factor=factor, mode='bilinear')` (align_corners False),
  * then `(x − min) / (max − min)` in float32. Exactness matters beyond cosmetics: the maps hold many exactly
  * equal values (the ×16 upsampling replicates borders), and equal values decide which pixels the

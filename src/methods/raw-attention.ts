@@ -3,8 +3,8 @@ import { clsRow, headMeanPositive, readOut } from './aggregate.js';
 import type { ExplanationMethod } from './types.js';
 
 /**
- * Raw attention of the last block: head mean of the CLS row (ALGORITHMS.md §3.3(d), §5.3). ViT clamps
- * before the mean (a no-op on probabilities); BERT sets the [CLS] entry to 0. Forward only.
+ * Raw attention of the last block: head mean of the CLS row (docs/methods.md#raw-attention, #methods-on-bert). ViT
+ * clamps before the mean (a no-op on probabilities); BERT sets the [CLS] entry to 0. Forward only.
  */
 export const rawAttention: ExplanationMethod = {
   name: 'raw_attention',

@@ -4,8 +4,8 @@ import type { ExplanationMethod } from './types.js';
 
 /**
  * Attention rollout (Abnar & Zuidema), the reference baseline `generate_rollout`: head-averaged attention
- * plus identity, each row divided by its sum, multiplied from the start layer up (ALGORITHMS.md §3.3(b),
- * §5.3). Forward only; class-independent. Start layer: 1 in the ViT scripts, 0 for BERT.
+ * plus identity, each row divided by its sum, multiplied from the start layer up (docs/methods.md#rollout,
+ * #methods-on-bert). Forward only; class-independent. Start layer: 1 in the ViT scripts, 0 for BERT.
  */
 export const rollout: ExplanationMethod = {
   name: 'rollout',

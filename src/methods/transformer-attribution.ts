@@ -3,9 +3,9 @@ import { headMeanPositive, patchColumns, rolloutRow0, setFirst, startLayer } fro
 import type { ExplanationMethod } from './types.js';
 
 /**
- * The paper's method (ALGORITHMS.md §3.3(a), §5.3): per block, Ā = mean over heads of max(∇A ⊙ R_A, 0)
- * with R_A the relevance of the attention under the paper's rules, rolled out from the start layer up.
- * ViT: WITHOUT row normalisation, start 1, patch columns of the CLS row. BERT: row-normalised, start at the
+ * The paper's method (docs/methods.md#transformer-attribution, #methods-on-bert): per block, Ā = mean over heads of
+ * max(∇A ⊙ R_A, 0) with R_A the relevance of the attention under the paper's rules, rolled out from the start layer
+ * up. ViT: WITHOUT row normalisation, start 1, patch columns of the CLS row. BERT: row-normalised, start at the
  * last layer (the pipeline's default), the whole CLS row with its [CLS] entry set to the row's minimum.
  */
 export const transformerAttribution: ExplanationMethod = {

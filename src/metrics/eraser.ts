@@ -1,5 +1,6 @@
 /**
- * The ERASER movie-review benchmark after the explanation (ALGORITHMS.md §5.4 steps 5–7 and §5.5):
+ * The ERASER movie-review benchmark after the explanation (docs/benchmarks.md#word-scores, #top-k-rationales,
+ * #token-f1):
  *
  * - `scoresPerWord`: the pipeline's `scores_per_word_from_scores_per_token` (wordpiece scores → word scores);
  * - `topkWords` / `hardRationalesForK` / `identifierResultsLine`: its top-k hard rationales and the

@@ -1,5 +1,5 @@
 /**
- * ImageNet-segmentation benchmark metrics (ALGORITHMS.md §4.1.4–4.1.7), reproducing
+ * ImageNet-segmentation benchmark metrics (docs/benchmarks.md#per-image-scoring to #row-f1-quirk), reproducing
  * `baselines/ViT/imagenet_seg_eval.py` + `utils/metrices.py` of the reference implementation.
  *
  * Input per image: the final map `res` (H×W float32, already upsampled and min–max normalised by the caller;

@@ -1,6 +1,6 @@
 /**
- * Top-k pixel selection for the perturbation test (ALGORITHMS.md §4.3, golden/e2e/perturb_S1/README.md "Ties in the
- * pixel ranking").
+ * Top-k pixel selection for the perturbation test (docs/benchmarks.md#pixel-ranking-and-ties,
+ * golden/e2e/perturb_S1/README.md "Ties in the pixel ranking").
  *
  * The reference ranks pixels with `torch.topk(vis, k)` (torch 1.13, CPU). Relevance maps have many exactly equal values
  * (the ×16 bilinear upsampling replicates border rows and columns, clamped maps are 0 over large areas), so when equal

@@ -1,9 +1,9 @@
 import { FileFormatError, readInputFile } from '../formats/host-tensor.js';
 
 /**
- * BERT for sequence classification, read from a HuggingFace `config.json` (BertConfig names, ALGORITHMS.md
- * §5.1). Only what the forward pass and the checkpoint's shapes depend on is kept; dropout rates and the
- * initialiser range are training-only and ignored.
+ * BERT for sequence classification, read from a HuggingFace `config.json` (BertConfig names,
+ * docs/methods.md#bert-model). Only what the forward pass and the checkpoint's shapes depend on is kept; dropout
+ * rates and the initialiser range are training-only and ignored.
  */
 export interface BertConfig {
   name: string;

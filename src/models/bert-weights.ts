@@ -35,7 +35,10 @@ export interface BertWeights {
 /** The buffer HF 3.x saves beside the parameters (arange(max_position_embeddings)); accepted and ignored. */
 const IGNORED_KEYS = new Set(['bert.embeddings.position_ids']);
 
-/** State-dict keys and shapes of a HF transformers-3.x BertForSequenceClassification (ALGORITHMS.md §5.1). */
+/**
+ * State-dict keys and shapes of a HF transformers-3.x BertForSequenceClassification
+ * (docs/formats.md#bert-model-folder).
+ */
 export function expectedBertKeys(c: BertConfig): Map<string, number[]> {
   const D = c.hidden_size;
   const I = c.intermediate_size;

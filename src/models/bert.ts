@@ -8,7 +8,7 @@ import { setSignedCaching } from './linear.js';
 
 /**
  * BERT for sequence classification as in the reference's `BERT.py` / `BertForSequenceClassification.py`
- * (HF transformers 3.5.1, post-norm layers; ALGORITHMS.md §5.1–5.2), in the same shape as the ViT:
+ * (HF transformers 3.5.1, post-norm layers; docs/methods.md#bert-model, #bert-relevance-walk), built like the ViT:
  *  - `forward` records what the backward pass and the relevance rules need (a trace);
  *  - `attentionGradients` is a hand-written backward pass (plain 2-D products) down to a chosen layer;
  *  - `relprop` walks the layers from the classifier down and asks a RuleSet how relevance crosses each one.
@@ -234,8 +234,8 @@ export class BertForSequenceClassification {
   }
 
   /**
-   * Relevance propagation (ALGORITHMS.md §5.2) from `seed` [B, C] at the logits, down to the attention
-   * relevance of layer `stop` (inclusive; the rest of that layer is not visited) or, with stop = 'input',
+   * Relevance propagation (docs/methods.md#bert-relevance-walk) from `seed` [B, C] at the logits, down to the
+   * attention relevance of layer `stop` (inclusive; the rest of that layer is not visited) or, with stop = 'input',
    * through every layer to the input of layer 0 (there is no relprop through the embeddings).
    */
   relprop(trace: BertTrace, seed: tf.Tensor2D, rules: RuleSet, stop: number | 'input'): BertRelpropResult {

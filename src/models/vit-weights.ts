@@ -23,7 +23,9 @@ export interface VitWeights {
   head: Linear;
 }
 
-/** The state-dict keys and shapes a config implies (timm / reference names, ALGORITHMS.md §1.4). */
+/**
+ * The state-dict keys and shapes a config implies (timm / reference names, docs/formats.md#vit-state-dict-keys).
+ */
 export function expectedVitKeys(c: VitConfig): Map<string, number[]> {
   const g = geometry(c);
   const D = c.embed_dim;

@@ -7,7 +7,7 @@ import { type Geometry, geometry, type VitConfig } from './vit-config.js';
 import { lnParams, type VitWeights } from './vit-weights.js';
 
 /**
- * ViT / DeiT (timm layout, pre-norm blocks; ALGORITHMS.md §1.2), written once for every method:
+ * ViT / DeiT (timm layout, pre-norm blocks; docs/methods.md#the-vit-model), written once for every method:
  *  - `forward` records what the backward pass and the relevance rules need (a trace);
  *  - `head` applies the final LayerNorm and the classifier with a given eps, because the reference's
  *    LRP model files use 1e-5 there while the plain classifier uses 1e-6 (quirk Q1): the blocks are
@@ -183,8 +183,8 @@ export class VisionTransformer {
   }
 
   /**
-   * Relevance propagation (ALGORITHMS.md §3.2) from `seed` [B, C] at the logits of `head`, down to the
-   * attention of block `stop` (inclusive; the rest of that block is not visited) or, with stop = 'pixels',
+   * Relevance propagation (docs/methods.md#vit-relevance-walk) from `seed` [B, C] at the logits of `head`, down to
+   * the attention of block `stop` (inclusive; the rest of that block is not visited) or, with stop = 'pixels',
    * through every block, the position add and the zᴮ patch embedding to the input pixels.
    */
   relprop(

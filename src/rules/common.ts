@@ -3,7 +3,7 @@ import { bmm, mm, safeDivide, tT } from '../engine/ops.js';
 import type { Linear } from '../models/linear.js';
 
 /**
- * Relevance rules that are identical in both rule sets (ALGORITHMS.md §2.1, §2.6, §2.8–2.10).
+ * Relevance rules that are identical in both rule sets (docs/methods.md#rules-shared-by-both-rule-sets).
  * LayerNorm, GELU, softmax and dropout pass relevance through unchanged, so they have no function here.
  */
 

@@ -2,10 +2,10 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Linear } from '../models/linear.js';
 
 /**
- * A rule set says how relevance crosses each kind of layer; it knows nothing about the model. The paper's
- * two rule sets ("ours", used by transformer attribution, and "lrp", used by the LRP and partial-LRP
- * baselines) differ in exactly two layer kinds, Linear and Add (ALGORITHMS.md §2.12); every other kind
- * (clone, two-operand products, CLS pooling, the input conv, the identities) is shared: see ./common.ts.
+ * A rule set says how relevance crosses each kind of layer; it knows nothing about the model. The paper's two rule
+ * sets ("ours", used by transformer attribution, and "lrp", used by the LRP and partial-LRP baselines) differ in
+ * exactly two layer kinds, Linear and Add (docs/methods.md#the-two-rule-sets); every other kind (clone, two-operand
+ * products, CLS pooling, the input conv, the identities) is shared: see ./common.ts.
  */
 export interface RuleSet {
   readonly name: RuleSetName;

@@ -1,6 +1,6 @@
 /**
  * BERT WordPiece tokenisation, as HF `BertTokenizer` (uncased, transformers 3.x) does it for the ERASER pipeline
- * (ALGORITHMS.md §5.4 step 2):
+ * (docs/benchmarks.md#tokenisation):
  *
  * 1. Special tokens that occur literally in the text ([CLS], [SEP], [UNK], [PAD], [MASK]) are split off first and kept
  *    as they are (HF `tokenize` → `split_on_tokens`, with `never_split`).
