@@ -13,6 +13,10 @@ import { visualizeCommand } from './commands/visualize.js';
  * `bench`: the command-line entry. Commands only parse options and call library functions that the tests
  * also call. Errors in user input are printed as one line (no stack trace) with a non-zero exit status;
  * set BENCH_DEBUG=1 to see the stack.
+ *
+ * The command modules imported here only define options; each handler imports its command's work
+ * (src/commands/<name>-run.ts, which loads TensorFlow.js, h5wasm, sharp) when it runs, so that --help and
+ * --version answer at once.
  */
 function fail(msg: string | undefined, err: Error | undefined): never {
   const text = err?.message ?? msg ?? 'unknown error';

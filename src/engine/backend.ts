@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import type { BackendChoice } from './backend-choice.js';
 import { configureOps } from './ops.js';
 import { applyPlatformFixes } from './platform-fixes.js';
 
@@ -12,8 +13,7 @@ import { applyPlatformFixes } from './platform-fixes.js';
  * addon. We look for the addon file before importing, because a failed import registers ~150 kernels and
  * a second attempt floods stderr (PLATFORM.md §1).
  */
-export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
-export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+export { BACKEND_CHOICES, type BackendChoice } from './backend-choice.js';
 
 const require = createRequire(import.meta.url);
 
