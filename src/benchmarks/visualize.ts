@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { normalizeCHW } from '../data/image.js';
 import type { ImageFolder, ImageFolderOptions } from '../datasets/imagenet-folder.js';
 import type { BackendChoice } from '../engine/backend.js';
-import { resultsInOrder, WorkerPool } from '../engine/worker-pool.js';
+import { resultsInOrder, siblingModule, WorkerPool } from '../engine/worker-pool.js';
 import { type ExplAttrs, ExplanationWriter } from '../formats/expl-hdf5.js';
 import { explain } from '../methods/explain.js';
 import { resolveMethods } from '../methods/registry.js';
@@ -145,7 +145,7 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
     const par = opts.parallel;
     const pool = par
       ? await WorkerPool.startFor<VisWorkerSetup, VisWorkerItem, VisImageResult>(
-          new URL('./visualize-worker.ts', import.meta.url),
+          siblingModule('./visualize-worker', import.meta.url),
           par.workers,
           items.length,
           { backend: par.backend, spec: par.spec, folder: par.folder, visClass, startLayer: opts.startLayer },
