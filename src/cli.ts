@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { eraserCommand } from './commands/eraser.js';
@@ -26,6 +28,11 @@ function fail(msg: string | undefined, err: Error | undefined): never {
   process.exit(err ? 1 : 2);
 }
 
+/** The package version: package.json is one level up from src/cli.ts and from dist/cli.js alike. */
+const VERSION = (
+  JSON.parse(readFileSync(resolve(import.meta.dirname, '../package.json'), 'utf8')) as { version: string }
+).version;
+
 try {
   await yargs(hideBin(process.argv))
     .scriptName('bench')
@@ -45,7 +52,7 @@ try {
     .fail((msg, err) => fail(msg, err))
     .help()
     .alias('h', 'help')
-    .version(false)
+    .version(VERSION)
     .wrap(Math.min(120, process.stdout.columns || 120))
     .parseAsync();
 } catch (e) {
