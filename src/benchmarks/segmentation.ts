@@ -9,10 +9,10 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { basename, join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { stringify } from 'csv-stringify/sync';
 import { type GtsegsDataset, openGtsegs, preprocessSegItem } from '../datasets/gtsegs.js';
 import type { BackendChoice } from '../engine/backend.js';
+import * as tf from '../engine/tf.js';
 import { resultsInOrder, siblingModule, WorkerPool } from '../engine/worker-pool.js';
 import { FileFormatError } from '../formats/host-tensor.js';
 import { explain } from '../methods/explain.js';

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { normalizeCHW } from '../data/image.js';
 import type { ImageFolder, ImageFolderOptions } from '../datasets/imagenet-folder.js';
 import type { BackendChoice } from '../engine/backend.js';
+import * as tf from '../engine/tf.js';
 import { resultsInOrder, siblingModule, WorkerPool } from '../engine/worker-pool.js';
 import { type ExplAttrs, ExplanationWriter } from '../formats/expl-hdf5.js';
 import { explain } from '../methods/explain.js';

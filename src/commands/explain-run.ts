@@ -1,8 +1,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { decodeImage, type RgbImage, resizeRgb, toModelInput, unitCHWToRgb } from '../data/image.js';
 import { EMBEDDED } from '../embedded.js';
+import * as tf from '../engine/tf.js';
 import { FileFormatError } from '../formats/host-tensor.js';
 import { readNpy } from '../formats/npy.js';
 import { type Explanation, explain } from '../methods/explain.js';
