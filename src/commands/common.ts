@@ -6,12 +6,15 @@ import { type BackendChoice, type BackendInfo, initBackend } from '../engine/bac
 import { FileFormatError, fsErrorReason } from '../formats/host-tensor.js';
 import { loadVit, type ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
+import { traceStart } from '../util/trace.js';
 import { type ModelArgs, UsageError } from './options.js';
 
 /** What the commands' run modules share (they load the engine; the command definitions use options.ts). */
 
 export async function startBackend(choice: BackendChoice, log: (s: string) => void): Promise<BackendInfo> {
+  traceStart('backend-start');
   const info = await initBackend(choice);
+  traceStart('backend-ready');
   log(`backend: ${info.description}`);
   return info;
 }
@@ -46,7 +49,10 @@ export function loadModelFromArgs(
   } catch (e) {
     throw e instanceof FileFormatError ? e : new FileFormatError(spec.weightsFile, fsErrorReason(e));
   }
-  return { model: loadVit(spec), spec };
+  traceStart('model-start');
+  const model = loadVit(spec);
+  traceStart('model-ready');
+  return { model, spec };
 }
 
 /**

@@ -1,4 +1,5 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { traceStart } from '../util/trace.js';
 
 /**
  * Data parallelism over worker_threads: the only parallelism the wasm backend has in Node (it runs
@@ -192,6 +193,7 @@ export async function* resultsInOrder<I, O>(
   inline: (item: I) => O | Promise<O>,
 ): AsyncGenerator<O> {
   const step = pool ? 2 * pool.size : 1;
+  if (items.length > 0) traceStart('first-image');
   for (let p = 0; p < items.length; p += step) {
     const chunk = items.slice(p, p + step);
     yield* pool ? await pool.map(chunk) : [await inline(chunk[0]!)];
