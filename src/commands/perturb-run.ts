@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   describeVisFile,
@@ -7,13 +7,22 @@ import {
   type Setting,
   type VisInput,
 } from '../benchmarks/perturbation.js';
-import { fileIdentity } from '../benchmarks/run-dir.js';
+import { fileIdentity, sameIdentity } from '../benchmarks/run-dir.js';
 import { findMethod } from '../methods/registry.js';
+import { codeVersion } from '../util/code-version.js';
 import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
 import { defaultOutDir, loadModelFromArgs, startBackend } from './common.js';
 import { UsageError } from './options.js';
 import type { PerturbArgs } from './perturb.js';
 import { runVisualizeCommand } from './visualize-run.js';
+
+function readJsonIfAny(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
 
 /** Every results.hdf5 under a folder (the visualize layout and the official script's). */
 function findVisFiles(dir: string): string[] {
@@ -44,10 +53,27 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
   if (args.vis?.length) files = args.vis.map((f) => resolve(f));
   else if (args['vis-dir']) files = findVisFiles(resolve(args['vis-dir']));
   else if (!args.model && !args['model-config'] && !args.weights) {
-    // The embedded default: the embedded image folder explained by the embedded model (made once, then reused).
+    // The embedded default: the embedded image folder explained by the embedded model, made once and reused
+    // by the same code, backend, normalisation and weights only (made-by.json), so a code change is never
+    // measured on the explanations of older code.
     const visDir = resolve('results', 'visualize', model.config.name, 'embedded-default');
-    if (!existsSync(join(visDir, 'visualize-top.json'))) {
+    const madeByFile = join(visDir, 'made-by.json');
+    const madeBy = {
+      code: codeVersion(),
+      backend: backend.name,
+      norm: args.norm,
+      weights: fileIdentity(spec.weightsFile),
+    };
+    const same = sameIdentity(readJsonIfAny(madeByFile), madeBy);
+    if (!same || !existsSync(join(visDir, 'visualize-top.json'))) {
+      if (!same && existsSync(visDir)) {
+        process.stderr.write(
+          `${visDir} was made by other code, backend, normalisation or weights (${madeByFile}); making it again\n`,
+        );
+        rmSync(visDir, { recursive: true, force: true });
+      }
       process.stderr.write(`no --vis/--vis-dir: explaining the embedded image folder first (${visDir})\n`);
+      writeJsonAtomic(madeByFile, madeBy);
       await runVisualizeCommand({
         method: ['all'],
         'vis-class': 'top',
