@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { eraserCommand } from './commands/eraser.js';
@@ -13,6 +15,10 @@ import { visualizeCommand } from './commands/visualize.js';
  * `bench`: the command-line entry. Commands only parse options and call library functions that the tests
  * also call. Errors in user input are printed as one line (no stack trace) with a non-zero exit status;
  * set BENCH_DEBUG=1 to see the stack.
+ *
+ * The command modules imported here only define options; each handler imports its command's work
+ * (src/commands/<name>-run.ts, which loads TensorFlow.js, h5wasm, sharp) when it runs, so that --help and
+ * --version answer at once.
  */
 function fail(msg: string | undefined, err: Error | undefined): never {
   const text = err?.message ?? msg ?? 'unknown error';
@@ -21,6 +27,11 @@ function fail(msg: string | undefined, err: Error | undefined): never {
   if (!err) process.stderr.write("run 'bench --help' or 'bench <command> --help' for the options\n");
   process.exit(err ? 1 : 2);
 }
+
+/** The package version: package.json is one level up from src/cli.ts and from dist/cli.js alike. */
+const VERSION = (
+  JSON.parse(readFileSync(resolve(import.meta.dirname, '../package.json'), 'utf8')) as { version: string }
+).version;
 
 try {
   await yargs(hideBin(process.argv))
@@ -41,7 +52,7 @@ try {
     .fail((msg, err) => fail(msg, err))
     .help()
     .alias('h', 'help')
-    .version(false)
+    .version(VERSION)
     .wrap(Math.min(120, process.stdout.columns || 120))
     .parseAsync();
 } catch (e) {

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import type { ExplainJson } from '../src/commands/explain.js';
+import type { ExplainJson } from '../src/commands/explain-run.js';
 import { encodeNpy } from '../src/formats/npy.js';
 import { bench } from './helpers/cli.js';
 import { assertClose, maxAbs, maxAbsDiff, pearson } from './helpers/compare.js';

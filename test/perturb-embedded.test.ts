@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { PerturbSummary } from '../src/benchmarks/perturbation.js';
+import type { CodeVersion } from '../src/util/code-version.js';
 import { bench } from './helpers/cli.js';
 
 // No paths at all: bench perturb explains the embedded image folder with the embedded model (bench visualize),
@@ -29,4 +30,35 @@ test('bench perturb with no paths: embedded folder and model, meaningful AUCs', 
   assert.ok(ta.positive!.auc < 40, `positive AUC ${ta.positive!.auc}`);
   // As in the paper, the method beats GradCAM on the positive test.
   assert.ok(ta.positive!.auc < s.results.gradcam!.top!.positive!.auc);
+});
+
+// The embedded explanations are a cache: reused by the same code only (issue 12), so that a change to the
+// methods is never measured on the maps of the code before it. A changed code version is faked by editing
+// the key the cache was stored with.
+test('bench perturb with no paths reuses the embedded explanations of the same code version only', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'bench-perturb-cache-'));
+  const args = ['perturb', '--method', 'rollout', '--limit', '2', '--quiet'];
+  const madeBy = join(cwd, 'results/visualize/vit_shapes_tiny/embedded-default/made-by.json');
+  const first = bench([...args, '--out', 'p1'], { cwd });
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stderr, /explaining the embedded image folder first/);
+  const key = JSON.parse(readFileSync(madeBy, 'utf8')) as { code: CodeVersion; backend: string };
+  const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { version: string };
+  assert.equal(key.code.version, pkg.version);
+  assert.match(key.code.hash, /^[0-9a-f]{64}$/);
+
+  const second = bench([...args, '--out', 'p2'], { cwd });
+  assert.equal(second.code, 0, second.stderr);
+  assert.doesNotMatch(second.stderr, /explaining the embedded image folder/);
+
+  writeFileSync(madeBy, JSON.stringify({ ...key, code: { ...key.code, hash: '0'.repeat(64) } }));
+  const third = bench([...args, '--out', 'p3'], { cwd });
+  assert.equal(third.code, 0, third.stderr);
+  assert.match(third.stderr, /embedded-default was made by other code, .*; making it again/);
+  assert.match(third.stderr, /explaining the embedded image folder first/);
+  assert.deepEqual(JSON.parse(readFileSync(madeBy, 'utf8')), key);
+  // Same maps, so the same numbers as the first run.
+  const auc = (out: string) =>
+    (JSON.parse(readFileSync(join(cwd, out, 'summary.json'), 'utf8')) as PerturbSummary).results.rollout!.top;
+  assert.deepEqual(auc('p3'), auc('p1'));
 });

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { stringify } from 'csv-stringify/sync';
 import { normalizeCHW } from '../data/image.js';
+import * as tf from '../engine/tf.js';
 import { type ExplanationReader, readExplanations } from '../formats/expl-hdf5.js';
 import { FileFormatError } from '../formats/host-tensor.js';
 import type { VisionTransformer } from '../models/vit.js';

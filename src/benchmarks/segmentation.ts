@@ -9,11 +9,11 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { basename, join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { stringify } from 'csv-stringify/sync';
 import { type GtsegsDataset, openGtsegs, preprocessSegItem } from '../datasets/gtsegs.js';
 import type { BackendChoice } from '../engine/backend.js';
-import { resultsInOrder, WorkerPool } from '../engine/worker-pool.js';
+import * as tf from '../engine/tf.js';
+import { resultsInOrder, siblingModule, WorkerPool } from '../engine/worker-pool.js';
 import { FileFormatError } from '../formats/host-tensor.js';
 import { explain } from '../methods/explain.js';
 import type { ExplanationMethod } from '../methods/types.js';
@@ -153,7 +153,7 @@ export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> 
     const par = opts.parallel;
     const pool = par
       ? await WorkerPool.startFor<SegWorkerSetup, SegWorkerItem, SegImageResult>(
-          new URL('./segmentation-worker.ts', import.meta.url),
+          siblingModule('./segmentation-worker', import.meta.url),
           par.workers,
           pending.length,
           {

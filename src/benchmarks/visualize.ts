@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { normalizeCHW } from '../data/image.js';
 import type { ImageFolder, ImageFolderOptions } from '../datasets/imagenet-folder.js';
 import type { BackendChoice } from '../engine/backend.js';
-import { resultsInOrder, WorkerPool } from '../engine/worker-pool.js';
+import * as tf from '../engine/tf.js';
+import { resultsInOrder, siblingModule, WorkerPool } from '../engine/worker-pool.js';
 import { type ExplAttrs, ExplanationWriter } from '../formats/expl-hdf5.js';
 import { explain } from '../methods/explain.js';
 import { resolveMethods } from '../methods/registry.js';
@@ -12,6 +12,7 @@ import type { ExplanationMethod } from '../methods/types.js';
 import type { ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { writeJsonAtomic } from '../util/files.js';
+import { prefetcher } from '../util/prefetch.js';
 import { Progress } from '../util/progress.js';
 import { beginRun, type RunControl } from './run-dir.js';
 import { type Shard, shardIndices } from './shards.js';
@@ -36,6 +37,11 @@ export interface VisualizeOptions extends RunControl {
   parallel?: { workers: number; backend: BackendChoice; spec: ModelSpec; folder: VisWorkerSetup['folder'] };
   /** Called after each image's rows are written (tests use it to simulate an interruption). */
   onImageDone?: (index: number) => void;
+  /**
+   * Images read and decoded ahead while this thread explains (p-limit, util/prefetch.ts); 0 = none.
+   * Default 2. Outputs do not depend on it. Not used with worker threads (each loads its own images).
+   */
+  prefetch?: number;
 }
 
 export interface VisualizeSummary {
@@ -84,8 +90,19 @@ export async function explainVisImage(
   visClass: VisClass,
   startLayer: number,
 ): Promise<VisImageResult> {
+  return explainLoadedVisImage(model, await folder.load(i), i, methods, visClass, startLayer);
+}
+
+/** Explains image `i`, already loaded (`ImageFolder.load`), with `methods` in one shared pass. */
+export function explainLoadedVisImage(
+  model: VisionTransformer,
+  { image, label }: { image: Float32Array; label: number },
+  i: number,
+  methods: readonly ExplanationMethod[],
+  visClass: VisClass,
+  startLayer: number,
+): VisImageResult {
   const c = model.config;
-  const { image, label } = await folder.load(i);
   const t0 = performance.now();
   const x = tf.tensor4d(normalizeCHW(image, c.mean, c.std), [1, c.in_chans, c.img_size, c.img_size]);
   const ex = explain(model, x, methods, { classes: visClass === 'top' ? 'top' : label, startLayer });
@@ -145,7 +162,7 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
     const par = opts.parallel;
     const pool = par
       ? await WorkerPool.startFor<VisWorkerSetup, VisWorkerItem, VisImageResult>(
-          new URL('./visualize-worker.ts', import.meta.url),
+          siblingModule('./visualize-worker', import.meta.url),
           par.workers,
           items.length,
           { backend: par.backend, spec: par.spec, folder: par.folder, visClass, startLayer: opts.startLayer },
@@ -153,8 +170,18 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
       : undefined;
     try {
       // Images are explained here or on worker threads; rows are written in data-set order either way.
-      const results = resultsInOrder(items, pool, (item) =>
-        explainVisImage(model, folder, item.index, resolveMethods(item.methods), visClass, opts.startLayer),
+      // Here, the next images are read and decoded while this one is explained.
+      const loads = prefetcher(items.length, (k) => folder.load(items[k]!.index), { ahead: opts.prefetch ?? 2 });
+      let k = 0;
+      const results = resultsInOrder(items, pool, async (item) =>
+        explainLoadedVisImage(
+          model,
+          await loads.get(k++),
+          item.index,
+          resolveMethods(item.methods),
+          visClass,
+          opts.startLayer,
+        ),
       );
       for await (const r of results) {
         const i = r.index;

@@ -1,17 +1,17 @@
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { runEraser, writeTokenF1Plot } from '../benchmarks/eraser.js';
-import { fileIdentity } from '../benchmarks/run-dir.js';
-import { type EraserSplit, loadEraserData, MOVIES_CLASSES } from '../datasets/eraser.js';
-import { EMBEDDED } from '../embedded.js';
-import { BACKEND_CHOICES, type BackendChoice } from '../engine/backend.js';
-import { readInputFile } from '../formats/host-tensor.js';
-import { METHOD_NAMES, resolveMethods } from '../methods/registry.js';
-import { loadBert } from '../models/load.js';
-import { WordPieceTokenizer } from '../text/wordpiece.js';
-import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
-import { defaultOutDir, SHARD_OPTION, shardFromArgs, startBackend, UsageError } from './common.js';
+import type { EraserSplit } from '../datasets/eraser.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../engine/backend-choice.js';
+import { METHOD_NAMES } from '../methods/names.js';
+import { SHARD_OPTION } from './options.js';
+
+/** Weight files looked for in --model-dir, in this order. */
+export const WEIGHT_NAMES = [
+  'weights.safetensors',
+  'model.safetensors',
+  'pytorch_model.bin',
+  'classifier.pt',
+  'classifier/classifier.pt',
+];
 
 export interface EraserArgs {
   'data-dir'?: string;
@@ -32,110 +32,6 @@ export interface EraserArgs {
   resume: boolean;
   quiet: boolean;
   backend: BackendChoice;
-}
-
-const WEIGHT_NAMES = [
-  'weights.safetensors',
-  'model.safetensors',
-  'pytorch_model.bin',
-  'classifier.pt',
-  'classifier/classifier.pt',
-];
-
-interface BertFiles {
-  config: string;
-  weights: string;
-  vocab: string;
-  /** The pipeline's model_params.json, when present (max_length, classes). */
-  params?: { max_length?: number; evidence_classifier?: { classes?: string[] } };
-}
-
-export function resolveBertFiles(
-  args: Pick<EraserArgs, 'model-dir' | 'model-config' | 'weights' | 'vocab'>,
-  embeddedDir: string,
-): BertFiles {
-  const dir = args['model-dir'] ?? (args['model-config'] || args.weights || args.vocab ? undefined : embeddedDir);
-  const config = args['model-config'] ?? (dir && join(dir, 'config.json'));
-  const vocab = args.vocab ?? (dir && join(dir, 'vocab.txt'));
-  const weights = args.weights ?? (dir && WEIGHT_NAMES.map((n) => join(dir, n)).find((f) => existsSync(f)));
-  if (!config || !vocab) throw new UsageError('give --model-dir DIR, or --model-config, --weights and --vocab');
-  if (!weights) throw new UsageError(`${dir}: no weights found (expected one of ${WEIGHT_NAMES.join(', ')})`);
-  const paramsFile = dir && join(dir, 'model_params.json');
-  const params =
-    paramsFile && existsSync(paramsFile) ? JSON.parse(readInputFile(paramsFile).toString('utf8')) : undefined;
-  return { config, weights, vocab, params };
-}
-
-export async function runEraserCommand(args: EraserArgs): Promise<void> {
-  if (args.out) checkOutputPath(args.out, 'folder', '--out');
-  if (args.json) checkOutputPath(args.json, 'file', '--json');
-  const methods = resolveMethods(args.method);
-  const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
-  const embedded = !args['data-dir'];
-  const dataDir = args['data-dir'] ?? EMBEDDED.eraser.data;
-  if (embedded) process.stderr.write(`data: embedded synthetic movie reviews (${dataDir})\n`);
-  const files = resolveBertFiles(args, EMBEDDED.eraser.model);
-  const model = loadBert(files.config, files.weights);
-  const cfg = model.config;
-  const tokenizer = WordPieceTokenizer.fromFile(files.vocab);
-  const classes = files.params?.evidence_classifier?.classes ?? MOVIES_CLASSES;
-  // The paper's 512, or as many positions as the model has when it has fewer.
-  const maxLength = args['max-length'] ?? files.params?.max_length ?? Math.min(512, cfg.max_position_embeddings);
-  if (maxLength > cfg.max_position_embeddings) {
-    throw new UsageError(
-      `--max-length ${maxLength} exceeds the model's max_position_embeddings (${cfg.max_position_embeddings}, ${files.config})`,
-    );
-  }
-  const { annotations, documents } = loadEraserData(dataDir, args.split, { classes });
-  const shard = shardFromArgs(args.shard);
-  const outDir = args.out ? resolve(args.out) : defaultOutDir('eraser', cfg.name, args.name, shard);
-  const identity = {
-    command: 'eraser',
-    model: cfg,
-    weights: fileIdentity(files.weights),
-    vocab: fileIdentity(files.vocab),
-    data: resolve(dataDir),
-    split: args.split,
-    classes,
-    methods: methods.map((m) => m.name),
-    maxLength,
-    startLayer: args['start-layer'] ?? null,
-    resetPerK: args['reset-per-k'],
-    limit: args.limit ?? null,
-    shard: shard ?? null,
-  };
-  process.stderr.write(
-    `backend ${backend.name}; BERT ${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}; ${annotations.length} ${args.split} documents; max length ${maxLength}; output ${outDir}\n`,
-  );
-  const summary = await runEraser({
-    model,
-    tokenizer,
-    annotations,
-    documents,
-    classes,
-    methods,
-    maxLength,
-    startLayer: args['start-layer'],
-    accumulate: !args['reset-per-k'],
-    outDir,
-    identity,
-    limit: args.limit,
-    shard,
-    resume: args.resume,
-    quiet: args.quiet,
-  });
-  await writeTokenF1Plot(outDir, summary);
-  if (args.json) writeJsonAtomic(resolve(args.json), summary);
-  console.log(
-    `\n${summary.documents} documents, classifier accuracy ${(100 * summary.accuracy).toFixed(1)}% (the gold class is explained)`,
-  );
-  const ks = summary.ks;
-  console.log(`| method | ${ks.map((k) => `k=${k}`).join(' | ')} |\n|---|${ks.map(() => '---').join('|')}|`);
-  for (const [m, r] of Object.entries(summary.methods))
-    console.log(`| ${m} | ${ks.map((k) => r.tokenF1[k]!.toFixed(3)).join(' | ')} |`);
-  console.log(
-    `\ntoken-F1 = token-level instance-macro F1 of ERASER's metrics.py; wrote ${outDir}/summary.json, token_f1.csv, token_f1.svg/.png, <method>/identifier_results_<k>.json, <method>/scores_<k>.json`,
-  );
 }
 
 export const eraserCommand: CommandModule<object, EraserArgs> = {
@@ -199,6 +95,7 @@ export const eraserCommand: CommandModule<object, EraserArgs> = {
         describe: 'TensorFlow.js backend',
       }) as unknown as Argv<EraserArgs>,
   handler: async (args: ArgumentsCamelCase<EraserArgs>) => {
+    const { runEraserCommand } = await import('./eraser-run.js');
     await runEraserCommand(args);
   },
 };

@@ -8,9 +8,11 @@ import { loadBert } from '../models/load.js';
 import { tokenHtml, tokenTerminal } from '../reports/token-view.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { writeFileAtomic } from '../util/files.js';
-import { startBackend, UsageError } from './common.js';
-import { resolveBertFiles } from './eraser.js';
-import { type ExplainArgs, methodsJson } from './explain.js';
+import { startBackend } from './common.js';
+import { resolveBertFiles } from './eraser-run.js';
+import type { ExplainArgs } from './explain.js';
+import { methodsJson } from './explain-run.js';
+import { UsageError } from './options.js';
 
 /**
  * `bench explain` for a BERT sequence classifier: --text (tokenised with the model's vocab.txt) or

@@ -1,26 +1,6 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import {
-  describeVisFile,
-  perturbJson,
-  runPerturbation,
-  type Setting,
-  type VisInput,
-} from '../benchmarks/perturbation.js';
 import type { TieRule } from '../benchmarks/perturbation-core.js';
-import { fileIdentity } from '../benchmarks/run-dir.js';
-import { findMethod } from '../methods/registry.js';
-import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
-import {
-  defaultOutDir,
-  loadModelFromArgs,
-  type ModelArgs,
-  startBackend,
-  UsageError,
-  withModelOptions,
-} from './common.js';
-import { runVisualizeCommand } from './visualize.js';
+import { type ModelArgs, withModelOptions } from './options.js';
 
 export interface PerturbArgs extends ModelArgs {
   vis?: string[];
@@ -36,111 +16,6 @@ export interface PerturbArgs extends ModelArgs {
   limit?: number;
   resume: boolean;
   quiet: boolean;
-}
-
-/** Every results.hdf5 under a folder (the visualize layout and the official script's). */
-function findVisFiles(dir: string): string[] {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--vis-dir ${dir}: not a folder`);
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d).sort()) {
-      const p = join(d, e);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (e === 'results.hdf5') out.push(p);
-    }
-  };
-  walk(dir);
-  if (out.length === 0)
-    throw new UsageError(
-      `--vis-dir ${dir}: no results.hdf5 found (expected <method>/<top|target>/results.hdf5 from bench visualize)`,
-    );
-  return out;
-}
-
-export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
-  if (args.out) checkOutputPath(args.out, 'folder', '--out');
-  if (args.json) checkOutputPath(args.json, 'file', '--json');
-  const settings: Setting[] = args.pos === args.neg ? ['negative', 'positive'] : args.neg ? ['negative'] : ['positive'];
-  const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
-  const { model, spec } = loadModelFromArgs(args);
-  let files: string[];
-  if (args.vis?.length) files = args.vis.map((f) => resolve(f));
-  else if (args['vis-dir']) files = findVisFiles(resolve(args['vis-dir']));
-  else if (!args.model && !args['model-config'] && !args.weights) {
-    // The embedded default: the embedded image folder explained by the embedded model (made once, then reused).
-    const visDir = resolve('results', 'visualize', model.config.name, 'embedded-default');
-    if (!existsSync(join(visDir, 'visualize-top.json'))) {
-      process.stderr.write(`no --vis/--vis-dir: explaining the embedded image folder first (${visDir})\n`);
-      await runVisualizeCommand({
-        method: ['all'],
-        'vis-class': 'top',
-        'start-layer': 1,
-        out: visDir,
-        resume: existsSync(join(visDir, 'run.json')),
-        quiet: args.quiet,
-        norm: args.norm,
-        backend: args.backend,
-      });
-    }
-    files = findVisFiles(visDir);
-  } else {
-    throw new UsageError('give --vis FILE or --vis-dir DIR (the output of bench visualize for this model)');
-  }
-  let inputs: VisInput[] = [];
-  for (const f of files) inputs.push(await describeVisFile(f));
-  if (args.method?.length) {
-    const wanted = new Set(args.method.flatMap((m) => m.split(',')).map((m) => findMethod(m.trim()).name));
-    inputs = inputs.filter((i) => wanted.has(i.method) || wanted.has(findMethodName(i.method)));
-    if (inputs.length === 0)
-      throw new UsageError(`no visualisation file of method ${[...wanted].join(', ')} among ${files.join(', ')}`);
-  }
-  const outDir = args.out ? resolve(args.out) : defaultOutDir('perturb', model.config.name, args.name);
-  const identity = {
-    command: 'perturb',
-    model: model.config,
-    weights: fileIdentity(spec.weightsFile),
-    files: inputs.map((i) => ({ ...i, ...fileIdentity(i.file) })),
-    settings,
-    ties: args.ties,
-    batch: args.batch,
-    limit: args.limit ?? null,
-  };
-  process.stderr.write(
-    `backend ${backend.name}; classifier ${model.config.name}; ${inputs.length} file(s); ${settings.join(' and ')} perturbation; ties: ${args.ties}; output ${outDir}\n`,
-  );
-  const summary = await runPerturbation({
-    model,
-    inputs,
-    settings,
-    ties: args.ties,
-    batchSize: args.batch,
-    outDir,
-    identity,
-    limit: args.limit,
-    resume: args.resume,
-    quiet: args.quiet,
-  });
-  if (args.json) writeJsonAtomic(resolve(args.json), perturbJson(summary));
-  console.log(
-    '\n| method | vis class | negative AUC | positive AUC | images | steps with ties |\n|---|---|---|---|---|---|',
-  );
-  for (const [m, byVis] of Object.entries(summary.results)) {
-    for (const [v, r] of Object.entries(byVis)) {
-      const ties = (r.negative?.boundaryTieSteps ?? 0) + (r.positive?.boundaryTieSteps ?? 0);
-      console.log(
-        `| ${m} | ${v} | ${r.negative?.auc.toFixed(2) ?? '–'} | ${r.positive?.auc.toFixed(2) ?? '–'} | ${(r.negative ?? r.positive)?.images} | ${ties} |`,
-      );
-    }
-  }
-  console.log(`\nwrote ${outDir}/summary.json, summary.md, steps.csv, perturbation.svg, perturbation.png`);
-}
-
-function findMethodName(name: string): string {
-  try {
-    return findMethod(name).name;
-  } catch {
-    return name;
-  }
 }
 
 export const perturbCommand: CommandModule<object, PerturbArgs> = {
@@ -191,6 +66,7 @@ export const perturbCommand: CommandModule<object, PerturbArgs> = {
         describe: 'no progress output',
       }) as unknown as Argv<PerturbArgs>,
   handler: async (args: ArgumentsCamelCase<PerturbArgs>) => {
+    const { runPerturbCommand } = await import('./perturb-run.js');
     await runPerturbCommand(args);
   },
 };

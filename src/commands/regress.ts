@@ -1,26 +1,16 @@
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { timestampName } from '../benchmarks/run-dir.js';
-import { BACKEND_CHOICES, type BackendChoice, initBackend } from '../engine/backend.js';
-import {
-  baselineFromRuns,
-  compareResults,
-  type ExpectedFile,
-  formatExpectedFile,
-  readExpectedFile,
-  regressionMarkdown,
-  verdict,
-} from '../reports/regression.js';
-import { type BenchmarkName, type BenchmarkRun, indexResults, latestRun } from '../reports/results-index.js';
-import { checkOutputPath, writeFileAtomic, writeJsonAtomic } from '../util/files.js';
-import { UsageError, WORKERS_OPTION } from './common.js';
-import { runEraserCommand } from './eraser.js';
-import { runPerturbCommand } from './perturb.js';
-import { runSegCommand } from './seg.js';
-import { runVisualizeCommand } from './visualize.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../engine/backend-choice.js';
+import { WORKERS_OPTION } from './options.js';
 
 export type Suite = 'paper' | 'embedded';
+
+const REPO = resolve(import.meta.dirname, '../..');
+/** The expected numbers of each suite; they ship with the repository, wherever bench is run from. */
+export const SUITE_FILES: Record<Suite, string> = {
+  paper: join(REPO, 'configs', 'paper.json'),
+  embedded: join(REPO, 'results', 'embedded-baseline.json'),
+};
 
 export interface RegressArgs {
   suite: Suite;
@@ -35,147 +25,6 @@ export interface RegressArgs {
   backend?: BackendChoice;
   workers: number;
   quiet: boolean;
-}
-
-const REPO = resolve(import.meta.dirname, '../..');
-/** The expected numbers of each suite; they ship with the repository, wherever bench is run from. */
-export const SUITE_FILES: Record<Suite, string> = {
-  paper: join(REPO, 'configs', 'paper.json'),
-  embedded: join(REPO, 'results', 'embedded-baseline.json'),
-};
-
-/** Thrown when numbers are outside tolerance or missing: one error line after the printed table. */
-export class RegressionFailure extends Error {}
-
-/**
- * Runs the three embedded benchmarks (segmentation, visualize + perturbation, ERASER), each with every
- * method, into `dir`, in the layout `bench regress --results` reads. Always fresh runs: a cached
- * visualisation from older code would hide a change.
- */
-export async function runEmbeddedBenchmarks(
-  dir: string,
-  backend: BackendChoice,
-  quiet: boolean,
-  workers = 1,
-): Promise<void> {
-  const model = { norm: 'config' as const, backend, workers };
-  const log = (s: string) => process.stderr.write(`\n== ${s}\n`);
-  log(`bench seg (embedded default) → ${join(dir, 'seg')}`);
-  await runSegCommand({
-    ...model,
-    method: ['all'],
-    'start-layer': 1,
-    out: join(dir, 'seg', 'embedded'),
-    'save-img': 4,
-    resume: false,
-    quiet,
-  });
-  const visDir = join(dir, 'visualize', 'embedded');
-  log(`bench visualize (embedded default) → ${visDir}`);
-  await runVisualizeCommand({
-    ...model,
-    method: ['all'],
-    'vis-class': 'top',
-    'start-layer': 1,
-    out: visDir,
-    resume: false,
-    quiet,
-  });
-  log(`bench perturb → ${join(dir, 'perturb')}`);
-  await runPerturbCommand({
-    ...model,
-    'vis-dir': visDir,
-    pos: false,
-    neg: false,
-    ties: 'torch',
-    batch: 16,
-    out: join(dir, 'perturb', 'embedded'),
-    resume: false,
-    quiet,
-  });
-  log(`bench eraser (embedded default) → ${join(dir, 'eraser')}`);
-  await runEraserCommand({
-    split: 'test',
-    method: ['all'],
-    'reset-per-k': false,
-    out: join(dir, 'eraser', 'embedded'),
-    resume: false,
-    quiet,
-    backend,
-  });
-}
-
-export async function runRegressCommand(args: RegressArgs): Promise<void> {
-  if (args.out) checkOutputPath(args.out, 'file', '--out');
-  if (args.json) checkOutputPath(args.json, 'file', '--json');
-  if (args['run-dir']) checkOutputPath(args['run-dir'], 'folder', '--run-dir');
-  const expectedFile = resolve(args.expected ?? SUITE_FILES[args.suite]);
-  if (args.update && args.suite === 'paper' && !args.expected)
-    throw new UsageError(
-      `--update: the paper's numbers are published, not measured; edit ${SUITE_FILES.paper} by hand (or give --expected FILE)`,
-    );
-  const expected = existsSync(expectedFile) || !args.update ? readExpectedFile(expectedFile) : undefined;
-
-  let resultsDir: string;
-  let backendName: string | undefined;
-  if (args.results) {
-    resultsDir = resolve(args.results);
-  } else if (args.suite === 'embedded') {
-    resultsDir = resolve(args['run-dir'] ?? join('results', 'regress', `embedded-${timestampName()}`));
-    // On the baseline's own backend unless told otherwise: other backends differ in the last digits.
-    const recorded = BACKEND_CHOICES.find((b) => b !== 'auto' && b === expected?.backend);
-    const backend = args.backend ?? recorded ?? 'auto';
-    process.stderr.write(
-      `no --results: running the three embedded benchmarks on the ${backend} backend into ${resultsDir}\n`,
-    );
-    await runEmbeddedBenchmarks(resultsDir, backend, args.quiet, args.workers);
-    backendName = (await initBackend(backend)).name;
-  } else {
-    resultsDir = resolve('results');
-  }
-  const index = indexResults(resultsDir);
-
-  if (args.update) {
-    const runs: Partial<Record<BenchmarkName, BenchmarkRun>> = {};
-    // The baseline's models; with no baseline yet, whatever the newest run of each benchmark used (the
-    // embedded runs just made, when --results is not given).
-    const benchmarks: BenchmarkName[] = expected
-      ? (Object.keys(expected.benchmarks) as BenchmarkName[])
-      : ['segmentation', 'perturbation', 'eraser'];
-    for (const b of benchmarks) {
-      const m = args.model && b !== 'eraser' ? args.model : expected?.benchmarks[b]?.model;
-      const run = latestRun(index, b, m);
-      if (!run) throw new UsageError(`--update: no finished ${b} run${m ? ` of ${m}` : ''} under ${resultsDir}`);
-      runs[b] = run;
-    }
-    const header: Omit<ExpectedFile, 'benchmarks'> = {
-      ...(expected ?? {
-        suite: args.suite,
-        title: 'Numbers of the embedded default (synthetic data, small trained models shipped in the repo)',
-        source:
-          'bench regress --suite embedded --update: written from fresh runs of the three embedded benchmarks; update on purpose, and let the diff show what moved',
-      }),
-      ...(backendName ? { backend: backendName } : {}),
-    };
-    delete (header as { benchmarks?: unknown }).benchmarks;
-    const next = baselineFromRuns(runs, expected, header);
-    writeFileAtomic(expectedFile, formatExpectedFile(next));
-    console.log(
-      `wrote ${expectedFile} from ${Object.values(runs)
-        .map((r) => r!.label)
-        .join(', ')} (under ${resultsDir})`,
-    );
-    return;
-  }
-
-  const result = compareResults(expected!, expectedFile, index, { modelOverride: args.model, backend: backendName });
-  const md = regressionMarkdown(result);
-  const out = resolve(args.out ?? join(resultsDir, `regress-${args.suite}.md`));
-  writeFileAtomic(out, md);
-  if (args.json) writeJsonAtomic(resolve(args.json), result);
-  console.log(md);
-  console.log(`wrote ${out}`);
-  if (result.failed || result.missing) throw new RegressionFailure(`regression ${verdict(result)}; see ${out}`);
 }
 
 export const regressCommand: CommandModule<object, RegressArgs> = {
@@ -220,6 +69,7 @@ export const regressCommand: CommandModule<object, RegressArgs> = {
         describe: 'no progress output',
       }) as unknown as Argv<RegressArgs>,
   handler: async (args: ArgumentsCamelCase<RegressArgs>) => {
+    const { runRegressCommand } = await import('./regress-run.js');
     await runRegressCommand(args);
   },
 };

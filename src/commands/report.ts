@@ -1,28 +1,9 @@
-import { resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { writeReport } from '../reports/report-page.js';
-import { checkOutputPath } from '../util/files.js';
-import { SUITE_FILES } from './regress.js';
 
 export interface ReportArgs {
   results: string;
   out?: string;
   gallery: number;
-}
-
-export async function runReportCommand(args: ReportArgs): Promise<void> {
-  const resultsDir = resolve(args.results);
-  if (args.out) checkOutputPath(args.out, 'folder', '--out');
-  const outDir = resolve(args.out ?? `${resultsDir}/report`);
-  const r = await writeReport({
-    resultsDir,
-    outDir,
-    paperFile: SUITE_FILES.paper,
-    galleryImages: args.gallery,
-    log: (s) => process.stderr.write(`${s}\n`),
-  });
-  console.log(`sections: ${r.sections.join(', ') || 'none (no finished runs found)'}`);
-  console.log(`wrote ${r.markdown}\nwrote ${r.html} (self-contained; open it in a browser)`);
 }
 
 export const reportCommand: CommandModule<object, ReportArgs> = {
@@ -38,6 +19,7 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
         describe: 'images per method in the overlay gallery',
       }) as unknown as Argv<ReportArgs>,
   handler: async (args: ArgumentsCamelCase<ReportArgs>) => {
+    const { runReportCommand } = await import('./report-run.js');
     await runReportCommand(args);
   },
 };

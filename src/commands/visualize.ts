@@ -1,21 +1,7 @@
-import { resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { fileIdentity } from '../benchmarks/run-dir.js';
-import { runVisualize, type VisClass } from '../benchmarks/visualize.js';
-import { openImageFolder } from '../datasets/imagenet-folder.js';
-import { EMBEDDED } from '../embedded.js';
-import { METHOD_NAMES, resolveMethods } from '../methods/registry.js';
-import { checkOutputPath } from '../util/files.js';
-import {
-  defaultOutDir,
-  loadModelFromArgs,
-  type ModelArgs,
-  SHARD_OPTION,
-  shardFromArgs,
-  startBackend,
-  WORKERS_OPTION,
-  withModelOptions,
-} from './common.js';
+import type { VisClass } from '../benchmarks/visualize.js';
+import { METHOD_NAMES } from '../methods/names.js';
+import { type ModelArgs, SHARD_OPTION, WORKERS_OPTION, withModelOptions } from './options.js';
 
 export interface VisualizeArgs extends ModelArgs {
   data?: string;
@@ -31,57 +17,6 @@ export interface VisualizeArgs extends ModelArgs {
   workers?: number;
   resume: boolean;
   quiet: boolean;
-}
-
-export async function runVisualizeCommand(args: VisualizeArgs): Promise<void> {
-  if (args.out) checkOutputPath(args.out, 'folder', '--out');
-  const methods = resolveMethods(args.method);
-  const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
-  const { model, spec } = loadModelFromArgs(args);
-  const data = args.data ?? EMBEDDED.imageFolder;
-  if (!args.data) process.stderr.write(`data: embedded synthetic image folder (${data})\n`);
-  const folderOptions = { labels: args.labels, meta: args.meta, size: model.config.img_size };
-  const folder = openImageFolder(data, folderOptions);
-  const shard = shardFromArgs(args.shard);
-  const outDir = args.out ? resolve(args.out) : defaultOutDir('visualize', model.config.name, args.name, shard);
-  const identity = {
-    command: 'visualize',
-    model: model.config,
-    weights: fileIdentity(spec.weightsFile),
-    data: resolve(data),
-    images: folder.length,
-    methods: methods.map((m) => m.name),
-    visClass: args['vis-class'],
-    startLayer: args['start-layer'],
-    limit: args.limit ?? null,
-    shard: shard ?? null,
-  };
-  process.stderr.write(
-    `backend ${backend.name}; model ${model.config.name}; ${folder.length} images (${folder.labelSource}); methods ${methods.map((m) => m.name).join(', ')}; output ${outDir}\n`,
-  );
-  const s = await runVisualize({
-    model,
-    folder,
-    methods,
-    visClass: args['vis-class'],
-    startLayer: args['start-layer'],
-    outDir,
-    identity,
-    limit: args.limit,
-    shard,
-    parallel: {
-      workers: args.workers ?? 1,
-      backend: args.backend,
-      spec,
-      folder: { root: data, options: folderOptions },
-    },
-    resume: args.resume,
-    quiet: args.quiet,
-  });
-  console.log(
-    `${s.images} images${shard ? ` (shard ${shard.index}/${shard.count})` : ''}, ${s.secondsPerImage.toFixed(3)} s/image`,
-  );
-  for (const [m, f] of Object.entries(s.files)) console.log(`  ${m.padEnd(24)} ${f}`);
 }
 
 export const visualizeCommand: CommandModule<object, VisualizeArgs> = {
@@ -139,6 +74,7 @@ export const visualizeCommand: CommandModule<object, VisualizeArgs> = {
         describe: 'no progress output',
       }) as unknown as Argv<VisualizeArgs>,
   handler: async (args: ArgumentsCamelCase<VisualizeArgs>) => {
+    const { runVisualizeCommand } = await import('./visualize-run.js');
     await runVisualizeCommand(args);
   },
 };

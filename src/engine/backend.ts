@@ -1,10 +1,10 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
+import type { BackendChoice } from './backend-choice.js';
 import { configureOps } from './ops.js';
 import { applyPlatformFixes } from './platform-fixes.js';
+import * as tf from './tf.js';
 
 /**
  * Backend selection. The native packages (@tensorflow/tfjs-node[-gpu]) are optional dependencies whose
@@ -12,10 +12,12 @@ import { applyPlatformFixes } from './platform-fixes.js';
  * addon. We look for the addon file before importing, because a failed import registers ~150 kernels and
  * a second attempt floods stderr (docs/architecture.md, "TensorFlow.js on Node").
  */
-export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
-export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+export { BACKEND_CHOICES, type BackendChoice } from './backend-choice.js';
 
 const require = createRequire(import.meta.url);
+// Registers the wasm backend. With require(), like TensorFlow.js itself in tf.ts: an ES import of this
+// CommonJS bundle would first scan it for export names, which costs more than loading it.
+require('@tensorflow/tfjs-backend-wasm');
 
 function nativeAddonPresent(pkg: string): boolean {
   let root: string;
@@ -32,7 +34,7 @@ function nativeAddonPresent(pkg: string): boolean {
 async function tryNative(pkg: string): Promise<boolean> {
   if (!nativeAddonPresent(pkg)) return false;
   try {
-    await import(pkg);
+    require(pkg);
     return await tf.setBackend('tensorflow');
   } catch {
     return false;

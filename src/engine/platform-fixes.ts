@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs';
 import { SAFE_DIVIDE_EPS, SAFE_DIVIDE_KERNEL } from './ops.js';
+import * as tf from './tf.js';
 
 /**
  * The one place that papers over TF.js 4.22 gaps (docs/architecture.md, "TensorFlow.js on Node"). Our own model code needs none of these

@@ -1,4 +1,5 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { traceStart } from '../util/trace.js';
 
 /**
  * Data parallelism over worker_threads: the only parallelism the wasm backend has in Node (it runs
@@ -9,14 +10,16 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
  * same numbers.
  *
  * Parent side:
- *   const pool = await WorkerPool.start<Setup, Item, Out>(new URL('./my-worker.ts', import.meta.url), 2, setup);
+ *   const pool = await WorkerPool.start<Setup, Item, Out>(siblingModule('./my-worker', import.meta.url), 2, setup);
  *   const outs = await pool.map(items);
  *   await pool.close();
  * Worker side (my-worker.ts):
  *   serveWorker<Setup, Item, Out>(async (setup) => { await initBackend(setup.backend); …; return (item) => … });
  *
  * Worker modules may be TypeScript: the worker registers tsx itself (the parent's `--import tsx` does
- * not apply to a worker's entry point). Setup values, items and results must be structured-cloneable.
+ * not apply to a worker's entry point). The bench command runs compiled JavaScript from dist/, the tests
+ * and scripts run the sources through tsx; siblingModule() names the worker module of the caller's kind.
+ * Setup values, items and results must be structured-cloneable.
  */
 
 type ToWorker<I> = { type: 'item'; index: number; item: I };
@@ -35,6 +38,14 @@ const { workerData } = require('node:worker_threads');
 const { module, tsxApi } = workerData.workerPool;
 (tsxApi ? import(tsxApi).then((api) => api.register()) : Promise.resolve()).then(() => import(module));
 `;
+
+/**
+ * The worker module `stem` beside the module at `base` (pass import.meta.url), with the caller's
+ * extension: `.ts` when the sources run through tsx, `.js` when running compiled from dist/.
+ */
+export function siblingModule(stem: string, base: string): URL {
+  return new URL(`${stem}${/\.[cm]?ts$/.test(new URL(base).pathname) ? '.ts' : '.js'}`, base);
+}
 
 export class WorkerPool<I, O> {
   private constructor(private readonly workers: Worker[]) {}
@@ -182,6 +193,7 @@ export async function* resultsInOrder<I, O>(
   inline: (item: I) => O | Promise<O>,
 ): AsyncGenerator<O> {
   const step = pool ? 2 * pool.size : 1;
+  if (items.length > 0) traceStart('first-image');
   for (let p = 0; p < items.length; p += step) {
     const chunk = items.slice(p, p + step);
     yield* pool ? await pool.map(chunk) : [await inline(chunk[0]!)];

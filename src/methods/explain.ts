@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf.js';
 import type { BertForSequenceClassification } from '../models/bert.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { bertPass, type ModelPass, vitPass } from './model-pass.js';

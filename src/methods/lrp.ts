@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf.js';
 import { setFirst } from './aggregate.js';
 import type { ExplanationMethod } from './types.js';
 

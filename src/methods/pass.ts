@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf.js';
 import { RULE_SETS, type RuleSetName } from '../rules/index.js';
 import type { ModelFamily, ModelInfo, ModelPass } from './model-pass.js';
 import type { ExplanationMethod, HeadKind, MethodOptions, Need } from './types.js';

@@ -1,13 +1,17 @@
 import { gradcam } from './gradcam.js';
 import { lrp } from './lrp.js';
+import { METHOD_NAMES } from './names.js';
 import { partialLrp } from './partial-lrp.js';
 import { rawAttention } from './raw-attention.js';
 import { rollout } from './rollout.js';
 import { transformerAttribution } from './transformer-attribution.js';
 import type { ExplanationMethod } from './types.js';
 
+export { METHOD_NAMES };
+
 /**
- * The one method registry every command uses. A new method is one new file plus one line here.
+ * The one method registry every command uses. A new method is one new file plus one line here (and its
+ * name in names.ts).
  * Note: the reference scripts' `--method lrp` is in fact transformer attribution; here `lrp` is the
  * paper's "LRP" row (full LRP), and the scripts' names are accepted as aliases (full_lrp, lrp_last_layer,
  * attn_last_layer, attn_gradcam).
@@ -21,7 +25,9 @@ export const METHODS: readonly ExplanationMethod[] = [
   transformerAttribution,
 ];
 
-export const METHOD_NAMES: readonly string[] = METHODS.map((m) => m.name);
+// names.ts lists the names for the command-line help, which must not load the methods themselves.
+if (METHODS.map((m) => m.name).join() !== METHOD_NAMES.join())
+  throw new Error(`methods/names.ts (${METHOD_NAMES.join(', ')}) does not match the registry`);
 
 export function findMethod(name: string): ExplanationMethod {
   const m = METHODS.find((x) => x.name === name || x.aliases.includes(name));

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf.js';
 import { FileFormatError, type HostTensor, type StateDict, shapeString } from '../formats/host-tensor.js';
 import type { BertConfig } from './bert-config.js';
 import { Linear } from './linear.js';

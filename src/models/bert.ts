@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs';
 import { bmm, gelu, geluGrad, type LayerNormParams, layerNorm, layerNormBackward, tT } from '../engine/ops.js';
+import * as tf from '../engine/tf.js';
 import { cloneRule, poolRule, productRule, productTransposedRule } from '../rules/common.js';
 import type { RuleSet } from '../rules/types.js';
 import { type BertConfig, bertHeadDim } from './bert-config.js';

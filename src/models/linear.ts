@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs';
 import { mm, negPart, relu } from '../engine/ops.js';
+import * as tf from '../engine/tf.js';
 
 /** The derived weights the LRP rules multiply by: W⁺ = max(W, 0), W⁻ = min(W, 0) and |W|. */
 export type WeightPart = 'pos' | 'neg' | 'abs';

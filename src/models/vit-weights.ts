@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs';
 import type { LayerNormParams } from '../engine/ops.js';
+import * as tf from '../engine/tf.js';
 import { FileFormatError, type StateDict, shapeString } from '../formats/host-tensor.js';
 import { Linear } from './linear.js';
 import { geometry, type VitConfig } from './vit-config.js';

@@ -9,7 +9,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import sharp, { type OverlayOptions } from 'sharp';
+import type { OverlayOptions } from 'sharp';
 
 function clamp01(x: number): number {
   return Math.min(Math.max(x, 0), 1);
@@ -133,6 +133,7 @@ export async function writePanelsPng(file: string, panels: readonly Panel[]): Pr
   composites.push({ input: Buffer.from(svg), left: 0, top: 0 });
 
   await mkdir(dirname(file), { recursive: true });
+  const { default: sharp } = await import('sharp'); // loaded when a panel is written, not with the module
   // Compositing the SVG adds an (opaque) alpha channel; drop it so the PNG is plain RGB.
   const { data, info } = await sharp({
     create: { width: totalWidth, height: totalHeight, channels: 3, background: '#ffffff' },

@@ -1,11 +1,10 @@
-import sharp from 'sharp';
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
+import type * as vl from 'vega-lite';
 import { writeFileAtomic } from '../util/files.js';
 
 /**
  * Line plots rendered headlessly: Vega-Lite → SVG (vega's 'none' renderer, no canvas package needed) →
- * PNG through sharp's librsvg. Used for the perturbation curves and the token-F1 curves.
+ * PNG through sharp's librsvg. Used for the perturbation curves and the token-F1 curves. Vega, Vega-Lite
+ * and sharp are imported when a plot is drawn (about a second of loading that a run needs only at its end).
  */
 export interface LinePoint {
   x: number;
@@ -52,7 +51,8 @@ export async function lineChartSvg(points: readonly LinePoint[], o: LineChartOpt
         height: 280,
         ...layer,
       };
-  const compiled = vl.compile(spec as unknown as vl.TopLevelSpec).spec;
+  const [vega, vegaLite] = await Promise.all([import('vega'), import('vega-lite')]);
+  const compiled = vegaLite.compile(spec as unknown as vl.TopLevelSpec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   const svg = await view.toSVG();
   view.finalize();
@@ -67,6 +67,7 @@ export async function writeLineChart(
 ): Promise<{ svg: string; png: string }> {
   const svg = await lineChartSvg(points, o);
   writeFileAtomic(`${base}.svg`, svg);
+  const { default: sharp } = await import('sharp');
   const png = await sharp(Buffer.from(svg), { density: 144 }).flatten({ background: '#ffffff' }).png().toBuffer();
   writeFileAtomic(`${base}.png`, png);
   return { svg: `${base}.svg`, png: `${base}.png` };

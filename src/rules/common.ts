@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs';
 import { bmm, mm, safeDivide, tT } from '../engine/ops.js';
+import * as tf from '../engine/tf.js';
 import type { Linear } from '../models/linear.js';
 
 /**

@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs';
 import { negPart, relu, safeDivide } from '../engine/ops.js';
+import * as tf from '../engine/tf.js';
 import type { Linear } from '../models/linear.js';
 import type { RuleSet } from './types.js';
 

@@ -1,0 +1,147 @@
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  describeVisFile,
+  perturbJson,
+  runPerturbation,
+  type Setting,
+  type VisInput,
+} from '../benchmarks/perturbation.js';
+import { fileIdentity, sameIdentity } from '../benchmarks/run-dir.js';
+import { findMethod } from '../methods/registry.js';
+import { codeVersion } from '../util/code-version.js';
+import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
+import { defaultOutDir, loadModelFromArgs, startBackend } from './common.js';
+import { UsageError } from './options.js';
+import type { PerturbArgs } from './perturb.js';
+import { runVisualizeCommand } from './visualize-run.js';
+
+function readJsonIfAny(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every results.hdf5 under a folder (the visualize layout and the official script's). */
+function findVisFiles(dir: string): string[] {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--vis-dir ${dir}: not a folder`);
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d).sort()) {
+      const p = join(d, e);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (e === 'results.hdf5') out.push(p);
+    }
+  };
+  walk(dir);
+  if (out.length === 0)
+    throw new UsageError(
+      `--vis-dir ${dir}: no results.hdf5 found (expected <method>/<top|target>/results.hdf5 from bench visualize)`,
+    );
+  return out;
+}
+
+export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
+  if (args.out) checkOutputPath(args.out, 'folder', '--out');
+  if (args.json) checkOutputPath(args.json, 'file', '--json');
+  const settings: Setting[] = args.pos === args.neg ? ['negative', 'positive'] : args.neg ? ['negative'] : ['positive'];
+  const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
+  const { model, spec } = loadModelFromArgs(args);
+  let files: string[];
+  if (args.vis?.length) files = args.vis.map((f) => resolve(f));
+  else if (args['vis-dir']) files = findVisFiles(resolve(args['vis-dir']));
+  else if (!args.model && !args['model-config'] && !args.weights) {
+    // The embedded default: the embedded image folder explained by the embedded model, made once and reused
+    // by the same code, backend, normalisation and weights only (made-by.json), so a code change is never
+    // measured on the explanations of older code.
+    const visDir = resolve('results', 'visualize', model.config.name, 'embedded-default');
+    const madeByFile = join(visDir, 'made-by.json');
+    const madeBy = {
+      code: codeVersion(),
+      backend: backend.name,
+      norm: args.norm,
+      weights: fileIdentity(spec.weightsFile),
+    };
+    const same = sameIdentity(readJsonIfAny(madeByFile), madeBy);
+    if (!same || !existsSync(join(visDir, 'visualize-top.json'))) {
+      if (!same && existsSync(visDir)) {
+        process.stderr.write(
+          `${visDir} was made by other code, backend, normalisation or weights (${madeByFile}); making it again\n`,
+        );
+        rmSync(visDir, { recursive: true, force: true });
+      }
+      process.stderr.write(`no --vis/--vis-dir: explaining the embedded image folder first (${visDir})\n`);
+      writeJsonAtomic(madeByFile, madeBy);
+      await runVisualizeCommand({
+        method: ['all'],
+        'vis-class': 'top',
+        'start-layer': 1,
+        out: visDir,
+        resume: existsSync(join(visDir, 'run.json')),
+        quiet: args.quiet,
+        norm: args.norm,
+        backend: args.backend,
+      });
+    }
+    files = findVisFiles(visDir);
+  } else {
+    throw new UsageError('give --vis FILE or --vis-dir DIR (the output of bench visualize for this model)');
+  }
+  let inputs: VisInput[] = [];
+  for (const f of files) inputs.push(await describeVisFile(f));
+  if (args.method?.length) {
+    const wanted = new Set(args.method.flatMap((m) => m.split(',')).map((m) => findMethod(m.trim()).name));
+    inputs = inputs.filter((i) => wanted.has(i.method) || wanted.has(findMethodName(i.method)));
+    if (inputs.length === 0)
+      throw new UsageError(`no visualisation file of method ${[...wanted].join(', ')} among ${files.join(', ')}`);
+  }
+  const outDir = args.out ? resolve(args.out) : defaultOutDir('perturb', model.config.name, args.name);
+  const identity = {
+    command: 'perturb',
+    model: model.config,
+    weights: fileIdentity(spec.weightsFile),
+    files: inputs.map((i) => ({ ...i, ...fileIdentity(i.file) })),
+    settings,
+    ties: args.ties,
+    batch: args.batch,
+    limit: args.limit ?? null,
+  };
+  process.stderr.write(
+    `backend ${backend.name}; classifier ${model.config.name}; ${inputs.length} file(s); ${settings.join(' and ')} perturbation; ties: ${args.ties}; output ${outDir}\n`,
+  );
+  const summary = await runPerturbation({
+    model,
+    inputs,
+    settings,
+    ties: args.ties,
+    batchSize: args.batch,
+    outDir,
+    identity,
+    limit: args.limit,
+    resume: args.resume,
+    quiet: args.quiet,
+  });
+  if (args.json) writeJsonAtomic(resolve(args.json), perturbJson(summary));
+  console.log(
+    '\n| method | vis class | negative AUC | positive AUC | images | steps with ties |\n|---|---|---|---|---|---|',
+  );
+  for (const [m, byVis] of Object.entries(summary.results)) {
+    for (const [v, r] of Object.entries(byVis)) {
+      const ties = (r.negative?.boundaryTieSteps ?? 0) + (r.positive?.boundaryTieSteps ?? 0);
+      console.log(
+        `| ${m} | ${v} | ${r.negative?.auc.toFixed(2) ?? '–'} | ${r.positive?.auc.toFixed(2) ?? '–'} | ${(r.negative ?? r.positive)?.images} | ${ties} |`,
+      );
+    }
+  }
+  console.log(`\nwrote ${outDir}/summary.json, summary.md, steps.csv, perturbation.svg, perturbation.png`);
+}
+
+function findMethodName(name: string): string {
+  try {
+    return findMethod(name).name;
+  } catch {
+    return name;
+  }
+}
