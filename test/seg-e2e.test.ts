@@ -111,7 +111,7 @@ describe('bench seg end to end against the official script (e2e/seg_S1)', () => 
    */
   const tolerance = (method: string) => (method === 'lrp' ? 0.25 : 5e-4);
 
-  test('every method in one pass: pixel accuracy, mIoU and mAP as the reference\'s, and the files behind them', () => {
+  test("every method in one pass: pixel accuracy, mIoU and mAP as the reference's, and the files behind them", () => {
     const json = join(dir, 'all.json');
     const r = bench([
       'seg',
