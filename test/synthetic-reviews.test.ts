@@ -114,6 +114,7 @@ describe('embedded ERASER default', { skip: shipped ? false : 'embedded/eraser n
       if (cfg.labels![pred] === a.classification) correct++;
     }
     const accuracy = correct / annotations.length;
+    // A floor on quality, not an error bound: at most 4 of the 40 documents misclassified. Measured 40/40 (wasm).
     assert.ok(accuracy >= 0.9, `test accuracy ${accuracy}`);
   });
 });
