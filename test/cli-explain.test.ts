@@ -54,11 +54,16 @@ describe('bench explain (command line)', () => {
         const out = JSON.parse(readFileSync(json, 'utf8')) as ExplainJson;
         assert.ok(['wasm', 'cpu', 'tensorflow'].includes(out.backend));
         assert.equal(out.predicted, meta.top_class);
+        // Logits: golden/vit/README.md's float32 atol 1e-4; measured max|Δ| 2.7e-6 (wasm, both cases).
         assert.ok(maxAbsDiff(out.logits, goldenArray(g, 'logits.vit_new')) <= 1e-4);
         assert.equal(Object.keys(out.methods).length, 6);
         for (const [name, m] of Object.entries(out.methods)) {
           const ref = GOLDEN_NAME[name]!;
           const entry = meta.methods.find((e) => e.method === ref && e.vis_class === vis)!;
+          // The ViT golden suite's tolerances (toleranceFor, where their sources are). Measured through the
+          // command line (wasm), the same as in-process: well-conditioned raw ≤ 5.1e-6 of max, final ≤ 4.3e-6;
+          // full LRP and transformer attribution raw ≤ 2.61 × the reference's float32 gap, final ≤ 2.86 × gap
+          // (bound 3.5 ×), Pearson ≥ 0.99887 (bound 0.998).
           const tol = toleranceFor(name, entry);
           const raw = goldenArray(g, `${ref}.${vis}.raw`);
           assert.equal(
