@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import type { BackendChoice } from '../../src/engine/backend.js';
 import { explain } from '../../src/methods/explain.js';
 import { METHODS } from '../../src/methods/registry.js';
-import { maxAbs, maxAbsDiff, pearson } from './compare.js';
+import { assertClose, maxAbs, maxAbsDiff, pearson } from './compare.js';
 import {
   GOLDEN_NAME,
   type GoldenCase,
@@ -35,13 +35,15 @@ export function vitGoldenSuite(backend: BackendChoice): void {
               classes: vis === 'top' ? 'top' : meta.target_class,
               startLayer: 1,
             });
-            assert.ok(
-              maxAbsDiff(ex.lrpLogits[0]!, goldenArray(g, 'logits')) <= 1e-4,
-              'LRP-model logits (final LN eps 1e-5)',
-            );
-            assert.ok(
-              maxAbsDiff(ex.logits[0]!, goldenArray(g, 'logits.vit_new')) <= 1e-4,
+            // Logits, max|Δ|: measured ≤ 2.9e-6 (wasm) and ≤ 2.6e-6 (cpu) on both cases; bound 1e-5 × max(1, max|logit|). The
+            // golden README suggests 1e-4 for a float32 implementation.
+            assertClose(ex.lrpLogits[0]!, goldenArray(g, 'logits'), 1e-5, 'LRP-model logits (final LN eps 1e-5)', 1);
+            assertClose(
+              ex.logits[0]!,
+              goldenArray(g, 'logits.vit_new'),
+              1e-5,
               'classifier logits (final LN eps 1e-6)',
+              1,
             );
             assert.equal(ex.predicted[0], meta.top_class);
             assert.deepEqual(ex.warnings, []);
