@@ -16,9 +16,8 @@ import { goldenPath } from './helpers/golden.js';
 import { npyWithHeader } from './helpers/npy-writer.js';
 import { legacyTorchFileWithView, PickleWriter, torchTensor } from './helpers/pickle-writer.js';
 
-const GOLDEN = goldenPath('vit', 'S1');
-const FORMATS = path.join(GOLDEN, 'formats');
-const reference = readSafetensors(path.join(GOLDEN, 'weights.safetensors')).tensors;
+const FORMATS = goldenPath('vit', 'S1', 'formats');
+const reference = readSafetensors(goldenPath('vit', 'S1', 'weights.safetensors')).tensors;
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'formats-test-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -1,23 +1,21 @@
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
-import { GOLDEN, goldenPath, readJson, vitGoldenCases, vitGoldenConfigs } from './helpers/golden.js';
+import { GOLDEN, listGolden, readJson, vitGoldenCases, vitGoldenConfigs } from './helpers/golden.js';
 
 /**
  * The golden cases the suite compares with, counted and printed, so that a run's log says how much of the
  * official code's output it was held to. Every kind must be there: a golden folder that lost a kind fails.
  */
 test('golden inventory: every kind of golden case is present, and the count is printed', (t) => {
-  const list = (...p: string[]) => readdirSync(goldenPath(...p)).sort();
   const vit = vitGoldenConfigs().map((c) => [c, vitGoldenCases(c)] as const);
-  const bertCases = list('bert').filter((d) => !d.includes('.'));
+  const bertCases = listGolden('bert').filter((d) => !d.includes('.'));
   const bertSequences = bertCases.map(
     (c) => (readJson<{ sequences?: unknown[] }>('bert', c, 'meta.json').sequences ?? []).length,
   );
-  const eraser = list('eraser').filter((d) => !d.includes('.'));
-  const segMetrics = list('metrics', 'segmentation').filter((d) => !d.includes('.'));
-  const perturbMetrics = list('metrics').filter((d) => d.startsWith('perturbation_'));
-  const e2e = list('e2e');
+  const eraser = listGolden('eraser').filter((d) => !d.includes('.'));
+  const segMetrics = listGolden('metrics', 'segmentation').filter((d) => !d.includes('.'));
+  const perturbMetrics = listGolden('metrics').filter((d) => d.startsWith('perturbation_'));
+  const e2e = listGolden('e2e');
   const counts: [string, number][] = [
     ['ViT models × input cases (every method, top and target class)', vit.reduce((n, [, c]) => n + c.length, 0)],
     ['BERT models', bertCases.length],

@@ -9,8 +9,7 @@ import type { RgbImage } from '../src/data/image.js';
 import { type GtsegsItem, openGtsegs, preprocessSegItem, type SegMask } from '../src/datasets/gtsegs.js';
 import { type GtsegsWriteItem, writeGtsegsMat } from '../src/datasets/gtsegs-writer.js';
 import { FileFormatError } from '../src/formats/host-tensor.js';
-import { readSafetensors } from '../src/formats/safetensors.js';
-import { goldenPath, readJson } from './helpers/golden.js';
+import { goldenPath, readGoldenTensors, readJson } from './helpers/golden.js';
 
 const SEG = ['e2e', 'seg_S1'];
 const GOLDEN_MAT = goldenPath(...SEG, 'gtsegs_ijcv_e2e_S1.mat');
@@ -183,7 +182,7 @@ describe('gtsegs: the golden MATLAB v7.3 file', () => {
   });
 
   test('preprocessSegItem reproduces the script’s resized image and label byte for byte', async () => {
-    const ref = readSafetensors(goldenPath(...SEG, 'intermediates.safetensors')).tensors;
+    const ref = readGoldenTensors(...SEG, 'intermediates.safetensors');
     const ds = await openGtsegs(GOLDEN_MAT);
     try {
       for (let i = 0; i < ds.length; i++) {

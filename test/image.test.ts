@@ -21,7 +21,7 @@ import { jet, overlayHeatmap, writePanelsPng } from '../src/reports/overlay.js';
 import { goldenPath, readJson } from './helpers/golden.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
-const GOLDEN = goldenPath('e2e', 'perturb_S1');
+const IMAGES = goldenPath('e2e', 'perturb_S1', 'imagenet_val');
 
 function sha256(data: ArrayBufferView): string {
   return createHash('sha256')
@@ -156,7 +156,7 @@ describe('decode + resize + ToTensor against the official goldens (Pillow 9.4, l
   });
   for (const im of images) {
     test(`image ${im.index}: ${im.file}`, async () => {
-      const rgb = await decodeImage(join(GOLDEN, 'imagenet_val', im.file));
+      const rgb = await decodeImage(join(IMAGES, im.file));
       assert.deepEqual([rgb.height, rgb.width, 3], im.decoded_shape);
       assert.equal(sha256(rgb.data), im.decoded_uint8_sha256, 'decoded pixels differ from PIL');
       const unit = toUnitCHW(rgb, { height: 224, width: 224 });

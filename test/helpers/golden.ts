@@ -1,24 +1,90 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { appendFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { relative, resolve, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { type BackendChoice, initBackend } from '../../src/engine/backend.js';
-import type { StateDict } from '../../src/formats/host-tensor.js';
+import type { HostTensor, StateDict } from '../../src/formats/host-tensor.js';
 import { readSafetensors } from '../../src/formats/safetensors.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import { readVitConfig } from '../../src/models/vit-config.js';
 import { vitWeightsFromStateDict } from '../../src/models/vit-weights.js';
+import { unpackGolden } from './golden-store.js';
 
 /**
- * Golden data produced by the official implementation lives in ../shared/golden beside the checkout
- * (CI has it there too). A missing folder is a failure, never a skip.
+ * Golden data produced by the official implementation. The tests read the copy kept in the repository
+ * (test/golden/, unpacked once into test/golden/.cache/; see golden-store.ts), or BENCH_GOLDEN=DIR, an unpacked
+ * golden folder (such as the one the copy is made from). A missing file is a failure, never a skip.
  */
-export const GOLDEN = resolve(process.env.BENCH_GOLDEN ?? resolve(import.meta.dirname, '../../../shared/golden'));
+export const GOLDEN = process.env.BENCH_GOLDEN ? resolve(process.env.BENCH_GOLDEN) : unpackGolden();
 
-export function goldenPath(...parts: string[]): string {
+/**
+ * BENCH_GOLDEN_TRACE=FILE appends what the tests read to FILE, one line each: a path (a file or a whole folder), a
+ * folder listed (`path/`), or a tensor of a safetensors file read through readGoldenTensors (`path#name`; `path#*`
+ * when the test iterated over all of them). scripts/golden-sync.ts keeps only what a trace names.
+ */
+const TRACE = process.env.BENCH_GOLDEN_TRACE;
+function trace(p: string, suffix = ''): void {
+  if (TRACE) appendFileSync(TRACE, `${relative(GOLDEN, p).split(sep).join('/')}${suffix}\n`);
+}
+
+/** A state dict that records which tensors a test reads (iterating over it records them all). */
+class TracingStateDict extends Map<string, HostTensor> {
+  constructor(
+    private readonly file: string,
+    sd: StateDict,
+  ) {
+    super(sd);
+  }
+  override get(k: string) {
+    if (super.has(k)) trace(this.file, `#${k}`);
+    return super.get(k);
+  }
+  override has(k: string) {
+    if (super.has(k)) trace(this.file, `#${k}`);
+    return super.has(k);
+  }
+  override entries() {
+    trace(this.file, '#*');
+    return super.entries();
+  }
+  override keys() {
+    trace(this.file, '#*');
+    return super.keys();
+  }
+  override values() {
+    trace(this.file, '#*');
+    return super.values();
+  }
+  override forEach(...a: Parameters<Map<string, HostTensor>['forEach']>) {
+    trace(this.file, '#*');
+    super.forEach(...a);
+  }
+  override [Symbol.iterator]() {
+    trace(this.file, '#*');
+    return super[Symbol.iterator]();
+  }
+}
+
+function existing(parts: string[]): string {
   const p = resolve(GOLDEN, ...parts);
   if (!existsSync(p))
-    throw new Error(`golden file missing: ${p} (the tests need ../shared/golden beside the checkout, or BENCH_GOLDEN)`);
+    throw new Error(
+      `golden file missing: ${p} (the tests read the copy in test/golden, or the folder BENCH_GOLDEN names)`,
+    );
   return p;
+}
+
+/** The path of a golden file or folder (a folder: everything under it is needed). */
+export function goldenPath(...parts: string[]): string {
+  const p = existing(parts);
+  trace(p);
+  return p;
+}
+
+/** The sorted entries of a golden folder (only the listing is needed, not everything under it). */
+export function listGolden(...parts: string[]): string[] {
+  const p = existing(parts);
+  trace(p, '/');
+  return readdirSync(p).sort();
 }
 
 export function readJson<T = Record<string, unknown>>(...parts: string[]): T {
@@ -26,7 +92,10 @@ export function readJson<T = Record<string, unknown>>(...parts: string[]): T {
 }
 
 export function readGoldenTensors(...parts: string[]): StateDict {
-  return readSafetensors(goldenPath(...parts), { keepF64: true }).tensors;
+  const file = existing(parts);
+  trace(file, '#');
+  const sd = readSafetensors(file, { keepF64: true }).tensors;
+  return TRACE ? (new TracingStateDict(file, sd) as StateDict) : sd;
 }
 
 export function goldenArray(sd: StateDict, name: string): Float32Array | Float64Array {
@@ -37,8 +106,8 @@ export function goldenArray(sd: StateDict, name: string): Float32Array | Float64
 
 /** Every golden ViT config folder (S1 today; any other folder with a config.json is picked up too). */
 export function vitGoldenConfigs(): string[] {
-  const root = goldenPath('vit');
-  const found = readdirSync(root).filter(
+  const root = existing(['vit']);
+  const found = listGolden('vit').filter(
     (d) => existsSync(resolve(root, d, 'config.json')) && existsSync(resolve(root, d, 'weights.safetensors')),
   );
   if (!found.includes('S1')) throw new Error(`golden config S1 not found under ${root}`);
@@ -47,8 +116,8 @@ export function vitGoldenConfigs(): string[] {
 
 /** The case names of a config folder (from case-<name>.json). */
 export function vitGoldenCases(config: string): string[] {
-  const dir = goldenPath('vit', config);
-  const cases = readdirSync(dir)
+  const dir = existing(['vit', config]);
+  const cases = listGolden('vit', config)
     .filter((f) => /^case-.+\.json$/.test(f))
     .map((f) => f.slice(5, -5))
     .sort();
