@@ -5,6 +5,7 @@ import type { BackendChoice } from './backend-choice.js';
 import { configureOps } from './ops.js';
 import { applyPlatformFixes } from './platform-fixes.js';
 import * as tf from './tf.js';
+import { describeAdapter, findAdapter, type GpuAdapterSummary, startWebgpuBackend } from './webgpu.js';
 
 /**
  * Backend selection. The native packages (@tensorflow/tfjs-node[-gpu]) are optional dependencies whose
@@ -42,10 +43,40 @@ async function tryNative(pkg: string): Promise<boolean> {
 }
 
 export interface BackendInfo {
-  /** tfjs backend name actually in use: 'tensorflow', 'wasm' or 'cpu'. */
+  /** tfjs backend name actually in use: 'tensorflow', 'webgpu', 'wasm' or 'cpu'. */
   name: string;
   /** Human-readable description, e.g. "tensorflow (native GPU)". */
   description: string;
+  /** The GPU adapter, on webgpu. */
+  adapter?: GpuAdapterSummary;
+}
+
+/**
+ * Whether a hardware GPU could be behind WebGPU here: a GPU device node, or a Vulkan driver manifest that is not
+ * Mesa's software one. `auto` probes Dawn only then, so that a machine with no GPU pays nothing for it.
+ */
+function hardwareGpuLikely(): boolean {
+  if (process.platform !== 'linux') return process.platform === 'darwin' || process.platform === 'win32';
+  const devices = ['/dev/nvidia0', '/dev/dri'].some((p) => existsSync(p));
+  const icds = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d']
+    .filter((d) => existsSync(d))
+    .flatMap((d) => readdirSync(d))
+    .filter((f) => !/^lvp_icd/.test(f));
+  return devices && icds.length > 0;
+}
+
+/** The webgpu backend, when an adapter is found (a software one only when asked for by name). */
+async function tryWebgpu(explicit: boolean): Promise<{ ok: boolean; adapter?: GpuAdapterSummary }> {
+  if (!explicit && !hardwareGpuLikely()) return { ok: false };
+  let adapter: GpuAdapterSummary;
+  try {
+    adapter = await findAdapter();
+  } catch (e) {
+    if (explicit) throw e;
+    return { ok: false };
+  }
+  if (adapter.software && !explicit) return { ok: false };
+  return { ok: await startWebgpuBackend(), adapter };
 }
 
 let active: BackendInfo | undefined;
@@ -68,14 +99,18 @@ async function selectBackend(choice: BackendChoice): Promise<BackendInfo> {
   tf.env().set('PROD', true);
   const order: string[] =
     choice === 'auto'
-      ? ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']
+      ? ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu']
       : choice === 'tensorflow'
         ? ['tensorflow-gpu', 'tensorflow']
         : [choice];
   for (const b of order) {
     let ok = false;
     let description = b;
-    if (b === 'tensorflow-gpu') {
+    let adapter: GpuAdapterSummary | undefined;
+    if (b === 'webgpu') {
+      ({ ok, adapter } = await tryWebgpu(choice === 'webgpu'));
+      if (adapter) description = describeAdapter(adapter);
+    } else if (b === 'tensorflow-gpu') {
       ok = await tryNative('@tensorflow/tfjs-node-gpu');
       description = 'tensorflow (native, GPU package)';
     } else if (b === 'tensorflow') {
@@ -93,7 +128,7 @@ async function selectBackend(choice: BackendChoice): Promise<BackendInfo> {
     if (ok) {
       applyPlatformFixes(tf.getBackend());
       configureOps(tf.getBackend());
-      active = { name: tf.getBackend(), description };
+      active = { name: tf.getBackend(), description, ...(adapter ? { adapter } : {}) };
       return active;
     }
   }
@@ -113,4 +148,9 @@ export function activeBackend(): BackendInfo {
 /** The chosen backend's name, or undefined before initBackend() (nothing to check against yet). */
 export function activeBackendName(): string | undefined {
   return active?.name;
+}
+
+/** The GPU adapter's buffer limits, when the webgpu backend is active. */
+export function activeGpuLimits(): { maxStorageBufferBindingSize: number; maxBufferSize: number } | undefined {
+  return active?.name === 'webgpu' ? active.adapter : undefined;
 }

@@ -1,9 +1,9 @@
-import { activeBackendName } from '../engine/backend.js';
+import { activeBackendName, activeGpuLimits } from '../engine/backend.js';
 import { readWeights } from '../formats/weights.js';
 import { BertForSequenceClassification } from './bert.js';
 import { readBertConfig } from './bert-config.js';
 import { bertWeightsFromStateDict } from './bert-weights.js';
-import { assertFitsBackend } from './memory.js';
+import { assertFitsBackend, assertFitsGpu, largestBertTensor } from './memory.js';
 import { VisionTransformer } from './vit.js';
 import { readVitConfig, type VitConfig, vitPreset } from './vit-config.js';
 import { vitWeightsFromStateDict } from './vit-weights.js';
@@ -33,7 +33,7 @@ export function resolveVitConfig(spec: Omit<ModelSpec, 'weightsFile'>): VitConfi
  */
 export function loadVit(spec: ModelSpec): VisionTransformer {
   const cfg = resolveVitConfig(spec);
-  assertFitsBackend(activeBackendName(), cfg, spec.weightsFile);
+  assertFitsBackend(activeBackendName(), cfg, spec.weightsFile, activeGpuLimits());
   const sd = readWeights(spec.weightsFile);
   return new VisionTransformer(cfg, vitWeightsFromStateDict(sd, cfg, spec.weightsFile));
 }
@@ -41,5 +41,7 @@ export function loadVit(spec: ModelSpec): VisionTransformer {
 /** Read an HF BertConfig config.json and a checkpoint (safetensors or PyTorch) into a ready model. */
 export function loadBert(configFile: string, weightsFile: string): BertForSequenceClassification {
   const cfg = readBertConfig(configFile);
+  const gpu = activeGpuLimits();
+  if (gpu) assertFitsGpu(gpu, largestBertTensor(cfg), cfg.name, weightsFile);
   return new BertForSequenceClassification(cfg, bertWeightsFromStateDict(readWeights(weightsFile), cfg, weightsFile));
 }

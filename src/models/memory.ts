@@ -1,3 +1,4 @@
+import type { BertConfig } from './bert-config.js';
 import { DERIVED_CACHE_BUDGET_BYTES, DERIVED_COPIES } from './linear.js';
 import { geometry, type VitConfig } from './vit-config.js';
 
@@ -63,10 +64,20 @@ export class ModelTooLargeError extends Error {
 }
 
 /**
- * Throws ModelTooLargeError when `backend` is wasm and the model needs more than its 4 GiB heap. Call it before
+ * Throws ModelTooLargeError when `backend` is wasm and the model needs more than its 4 GiB heap, or webgpu and one of
+ * its tensors exceeds the adapter's buffer limits. Call it before
  * reading the weights: it looks at nothing but the config.
  */
-export function assertFitsBackend(backend: string | undefined, c: VitConfig, weightsFile: string): void {
+export function assertFitsBackend(
+  backend: string | undefined,
+  c: VitConfig,
+  weightsFile: string,
+  gpu?: GpuLimits,
+): void {
+  if (backend === 'webgpu' && gpu) {
+    assertFitsGpu(gpu, largestVitTensor(c), c.name, weightsFile);
+    return;
+  }
   if (backend !== 'wasm') return;
   const e = estimateVitMemory(c);
   if (e.totalBytes <= WASM_HEAP_BYTES) return;
@@ -74,5 +85,64 @@ export function assertFitsBackend(backend: string | undefined, c: VitConfig, wei
     `${weightsFile}: ${c.name} needs about ${gib(e.totalBytes)} GiB (weights ${gib(e.weightBytes)} GiB, one image's ` +
       `activations ${gib(e.activationBytes)} GiB), more than the wasm backend's ${WASM_HEAP_BYTES / 2 ** 30} GiB heap; ` +
       'install @tensorflow/tfjs-node (--backend tensorflow)',
+  );
+}
+
+/** The buffer limits of a WebGPU adapter (bytes). */
+export interface GpuLimits {
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+}
+
+/** The largest single tensor a ViT pass holds for one image (bytes) and what it is. */
+export function largestVitTensor(c: VitConfig): { bytes: number; what: string } {
+  const g = geometry(c);
+  const N = g.numTokens;
+  const D = c.embed_dim;
+  const candidates: [number, string][] = [
+    [g.mlpHidden * D, `an MLP weight (${g.mlpHidden}×${D})`],
+    [3 * D * D, `the qkv weight (${3 * D}×${D})`],
+    [c.num_classes * D, `the head weight (${c.num_classes}×${D})`],
+    [c.num_heads * N * N, `one block's attention (${c.num_heads}×${N}×${N})`],
+    [N * g.mlpHidden, `one block's MLP activation (${N}×${g.mlpHidden})`],
+    [c.in_chans * c.img_size ** 2, `the image (${c.in_chans}×${c.img_size}×${c.img_size})`],
+  ];
+  const [n, what] = candidates.reduce((a, b) => (b[0] > a[0] ? b : a));
+  return { bytes: F32 * n, what };
+}
+
+/** The largest single tensor a BERT pass holds for one sequence of the longest length (bytes) and what it is. */
+export function largestBertTensor(c: BertConfig): { bytes: number; what: string } {
+  const L = c.max_position_embeddings;
+  const D = c.hidden_size;
+  const candidates: [number, string][] = [
+    [c.vocab_size * D, `the word embeddings (${c.vocab_size}×${D})`],
+    [c.intermediate_size * D, `an intermediate weight (${c.intermediate_size}×${D})`],
+    [c.num_attention_heads * L * L, `one layer's attention at ${L} tokens (${c.num_attention_heads}×${L}×${L})`],
+    [L * c.intermediate_size, `one layer's intermediate activation at ${L} tokens`],
+  ];
+  const [n, what] = candidates.reduce((a, b) => (b[0] > a[0] ? b : a));
+  return { bytes: F32 * n, what };
+}
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+/**
+ * Throws ModelTooLargeError when one tensor of the model would not fit one buffer of the GPU adapter
+ * (maxStorageBufferBindingSize, maxBufferSize): WebGPU would fail on it in the middle of a pass. Call it before
+ * reading the weights.
+ */
+export function assertFitsGpu(
+  gpu: GpuLimits,
+  largest: { bytes: number; what: string },
+  model: string,
+  weightsFile: string,
+): void {
+  const limit = Math.min(gpu.maxStorageBufferBindingSize, gpu.maxBufferSize);
+  if (largest.bytes <= limit) return;
+  throw new ModelTooLargeError(
+    `${weightsFile}: ${model} needs one GPU buffer of ${mib(largest.bytes)} for ${largest.what}, more than this ` +
+      `adapter allows (maxStorageBufferBindingSize ${mib(gpu.maxStorageBufferBindingSize)}, maxBufferSize ` +
+      `${mib(gpu.maxBufferSize)}); use --backend wasm or tensorflow, or a GPU with larger limits`,
   );
 }
