@@ -58,7 +58,7 @@ for (let r = 0; r < 3; r++) {
     const image = toUnitCHW(rgb, size);
     resize += performance.now() - t;
     t = performance.now();
-    explainLoadedVisImage(model, { image, label: item.label }, i, METHODS, 'top', 1);
+    await explainLoadedVisImage(model, { image, label: item.label }, i, METHODS, 'top', 1);
     explainMs += performance.now() - t;
   }
 }

@@ -61,7 +61,7 @@ serveWorker<SpeedSetup, SpeedTask, SpeedResult>(async (setup) => {
   const shape: [number, number, number, number] = [1, cfg.in_chans, cfg.img_size, cfg.img_size];
   // biome-ignore lint/suspicious/noExplicitAny: the wasm backend's heap is not in tfjs' public types
   const heap = () => ((tf.backend() as any).wasm?.HEAPU8?.buffer?.byteLength ?? 0) / 2 ** 20;
-  return (task) => {
+  return async (task) => {
     const input = tf.randomUniform(shape, -1, 1, 'float32', 7 + task.image) as tf.Tensor4D;
     const hash = createHash('sha256');
     const add = (a: Float32Array) => hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
@@ -69,7 +69,7 @@ serveWorker<SpeedSetup, SpeedTask, SpeedResult>(async (setup) => {
     if (task.methods === 'forward') {
       add(tf.tidy(() => model.head(model.forward(input), cfg.final_norm_eps).logits.dataSync() as Float32Array));
     } else {
-      const ex = explain(model, input, resolveMethods(task.methods));
+      const ex = await explain(model, input, resolveMethods(task.methods));
       for (const l of ex.logits) add(l);
       for (const m of ex.methods) for (const a of [...m.raw, ...m.map]) add(a);
     }

@@ -51,13 +51,13 @@ describe('BERT methods through the shared registry (golden bert/tiny_a)', async 
   const meta = readJson<Meta>('bert', 'tiny_a', 'meta.json');
   const g = readGoldenTensors('bert', 'tiny_a', 'outputs.safetensors');
   for (const seq of meta.sequences) {
-    test(`${seq.name}: every method, every class choice`, () => {
+    test(`${seq.name}: every method, every class choice`, async () => {
       const ids = Int32Array.from(seq.input_ids);
       const mask = Int32Array.from(seq.attention_mask);
       for (const c of CASES) {
         for (const t of c.perClass ? ['pred', 'c0', 'c1'] : ['pred']) {
           const classes = t === 'pred' ? 'top' : Number(t.slice(1));
-          const ex = explainTokens(model, ids, mask, 1, ids.length, [findMethod(c.method)], {
+          const ex = await explainTokens(model, ids, mask, 1, ids.length, [findMethod(c.method)], {
             classes,
             startLayer: c.startLayer,
           });

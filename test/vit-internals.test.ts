@@ -118,14 +118,14 @@ describe('ViT intermediates against the reference (S1)', async () => {
     });
   }
 
-  test('a batch gives the same maps as single runs', () => {
+  test('a batch gives the same maps as single runs', async () => {
     const a = inputTensor(readGoldenTensors('vit', 'S1', 'case-random.safetensors'));
     const b = inputTensor(readGoldenTensors('vit', 'S1', 'case-smooth.safetensors'));
     const batch = tf.concat([a, b], 0) as tf.Tensor4D;
     for (const classes of ['top', [6, 3]] as const) {
-      const both = explain(model, batch, METHODS, { classes: classes === 'top' ? 'top' : [...classes] });
-      const one = explain(model, a, METHODS, { classes: classes === 'top' ? 'top' : classes[0] });
-      const two = explain(model, b, METHODS, { classes: classes === 'top' ? 'top' : classes[1] });
+      const both = await explain(model, batch, METHODS, { classes: classes === 'top' ? 'top' : [...classes] });
+      const one = await explain(model, a, METHODS, { classes: classes === 'top' ? 'top' : classes[0] });
+      const two = await explain(model, b, METHODS, { classes: classes === 'top' ? 'top' : classes[1] });
       assert.deepEqual(both.predicted, [one.predicted[0], two.predicted[0]]);
       both.methods.forEach((m, i) => {
         for (const [k, single] of [one, two].entries()) {
@@ -138,7 +138,7 @@ describe('ViT intermediates against the reference (S1)', async () => {
     }
   });
 
-  test('start layer: transformer attribution from block s equals the rollout of the golden blocks s, s+1, …', () => {
+  test('start layer: transformer attribution from block s equals the rollout of the golden blocks s, s+1, …', async () => {
     // Measured max|Δ|/max|ref| (wasm): random 3.9e-6, 2.5e-6, 1.8e-6 for start 0, 1, 2; smooth 1.8e-2, 1.8e-2
     // (blocks 0 and 1 ill-conditioned, see above; Pearson ≥ 0.99995) and 9.8e-6. Bounds: 1e-5 and 3e-5 for the
     // well-conditioned starts (measured × 2.6 and × 3), 5e-2 with Pearson ≥ 0.9999 for the others.
@@ -160,7 +160,7 @@ describe('ViT intermediates against the reference (S1)', async () => {
       const x = inputTensor(g);
       const maps = [0, 1, 2].map((s) => rolloutOfGoldenBlocks(g, model.depth, s));
       for (const s of [0, 1, 2]) {
-        const mine = explain(model, x, [ta], { startLayer: s, classes: meta.target_class }).methods[0]!.raw[0]!;
+        const mine = (await explain(model, x, [ta], { startLayer: s, classes: meta.target_class })).methods[0]!.raw[0]!;
         const [rel, minR] = bounds[caseName]![s]!;
         const d = maxAbsDiff(mine, maps[s]!) / maxAbs(maps[s]!);
         assert.ok(d <= rel, `${caseName}, start ${s}: max|Δ|/max|ref| ${d} > ${rel}`);

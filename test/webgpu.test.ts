@@ -3,10 +3,11 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
-import { findAdapter, WebGpuUnavailableError } from '../src/engine/webgpu.js';
+import { findAdapter } from '../src/engine/webgpu.js';
 import { assertFitsGpu, largestBertTensor, largestVitTensor, ModelTooLargeError } from '../src/models/memory.js';
 import { vitPreset } from '../src/models/vit-config.js';
 import { goldenPath } from './helpers/golden.js';
+import { webgpuSkip } from './helpers/webgpu.js';
 
 const BIN = resolve(import.meta.dirname, '../bin/bench.js');
 
@@ -56,16 +57,7 @@ describe('GPU buffer limits (no adapter needed)', () => {
  * CI=true a missing adapter fails the run (.ci/run installs lavapipe).
  */
 describe('the webgpu backend on this machine’s adapter', async () => {
-  let reason: string | undefined;
-  try {
-    await findAdapter();
-  } catch (e) {
-    if (!(e instanceof WebGpuUnavailableError)) throw e;
-    reason = e.message;
-  }
-  if (reason && process.env.CI === 'true') throw new Error(`CI=true and no WebGPU adapter: ${reason}`);
-  const skip = reason ? `no WebGPU adapter (${reason}); run scripts/setup-lavapipe.sh to enable these tests` : false;
-  if (skip) process.stderr.write(`webgpu tests skipped: ${skip}\n`);
+  const skip = await webgpuSkip();
   const S1 = [
     '--model-config',
     goldenPath('vit', 'S1', 'config.json'),

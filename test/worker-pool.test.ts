@@ -26,12 +26,13 @@ describe('WorkerPool', () => {
     }
     const model = await loadGoldenVit(config, 'wasm');
     const c = model.config;
-    const here = items.map(({ image }) => {
+    const here: Float32Array[][] = [];
+    for (const { image } of items) {
       const input = tf.randomUniform([1, c.in_chans, c.img_size, c.img_size], -1, 1, 'float32', 100 + image);
-      const ex = explain(model, input as tf.Tensor4D, METHODS);
+      const ex = await explain(model, input as tf.Tensor4D, METHODS);
       input.dispose();
-      return [...ex.logits, ...ex.methods.flatMap((m) => m.raw)];
-    });
+      here.push([...ex.logits, ...ex.methods.flatMap((m) => m.raw)]);
+    }
     for (const run of runs) {
       assert.deepEqual(
         run.map((o) => o.image),

@@ -108,7 +108,7 @@ export async function runEraser(opts: EraserRunOptions): Promise<EraserSummary> 
     const enc = tokenizer.encode(text, { maxLength: opts.maxLength });
     const target = opts.classes.indexOf(ann.classification);
     // The pipeline explains the gold class, not the prediction (quirk Q26).
-    const ex = explainTokens(model, enc.inputIds, enc.attentionMask, 1, enc.inputIds.length, methods, {
+    const ex = await explainTokens(model, enc.inputIds, enc.attentionMask, 1, enc.inputIds.length, methods, {
       classes: target,
       startLayer: opts.startLayer,
     });

@@ -378,20 +378,20 @@ export interface SegWorkerItem {
 }
 
 /** Explains image `i` with every method in one shared pass and scores each map against the mask. */
-export function evaluateSegImage(
+export async function evaluateSegImage(
   model: VisionTransformer,
   ds: GtsegsDataset,
   i: number,
   methods: readonly ExplanationMethod[],
   startLayer: number,
   keepMaps: boolean,
-): SegImageResult {
+): Promise<SegImageResult> {
   const c = model.config;
   const item = ds.get(i);
   const pre = preprocessSegItem(item, { height: c.img_size, width: c.img_size }, c.mean, c.std);
   const t0 = performance.now();
   const input = tf.tensor4d(pre.input, [1, c.in_chans, c.img_size, c.img_size]);
-  const ex = explain(model, input, methods, { startLayer });
+  const ex = await explain(model, input, methods, { startLayer });
   input.dispose();
   const sharedSeconds = (performance.now() - t0) / 1000;
   return {

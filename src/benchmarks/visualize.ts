@@ -94,18 +94,18 @@ export async function explainVisImage(
 }
 
 /** Explains image `i`, already loaded (`ImageFolder.load`), with `methods` in one shared pass. */
-export function explainLoadedVisImage(
+export async function explainLoadedVisImage(
   model: VisionTransformer,
   { image, label }: { image: Float32Array; label: number },
   i: number,
   methods: readonly ExplanationMethod[],
   visClass: VisClass,
   startLayer: number,
-): VisImageResult {
+): Promise<VisImageResult> {
   const c = model.config;
   const t0 = performance.now();
   const x = tf.tensor4d(normalizeCHW(image, c.mean, c.std), [1, c.in_chans, c.img_size, c.img_size]);
-  const ex = explain(model, x, methods, { classes: visClass === 'top' ? 'top' : label, startLayer });
+  const ex = await explain(model, x, methods, { classes: visClass === 'top' ? 'top' : label, startLayer });
   x.dispose();
   return {
     index: i,

@@ -149,7 +149,7 @@ export async function runExplain(
   const prepared = await prepareInput(inputFile, model.config);
   const c = model.config;
   const input = tf.tensor4d(prepared.tensor, [1, c.in_chans, c.img_size, c.img_size]);
-  const ex = explain(model, input, methods, { classes: args.class ?? 'top', startLayer: args['start-layer'] });
+  const ex = await explain(model, input, methods, { classes: args.class ?? 'top', startLayer: args['start-layer'] });
   input.dispose();
   const logits = ex.logits[0]!;
   const top5 = [...logits.keys()].sort((a, b) => logits[b]! - logits[a]!).slice(0, 5);

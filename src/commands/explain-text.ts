@@ -63,7 +63,7 @@ export async function runExplainText(args: ExplainArgs, log: (s: string) => void
     tokens = enc.tokens;
   }
   if (tokens.length !== ids.length) throw new FileFormatError(files.vocab, 'internal: tokens and ids differ in length');
-  const ex = explainTokens(model, ids, undefined, 1, ids.length, methods, {
+  const ex = await explainTokens(model, ids, undefined, 1, ids.length, methods, {
     classes: args.class ?? 'top',
     startLayer: args['start-layer'],
   });

@@ -78,6 +78,11 @@ export function minMaxPerSample(x: tf.Tensor): { normalized: tf.Tensor; constant
     tf.where(ok, tf.div(tf.sub(flat, lo), tf.where(ok, range, tf.onesLike(range))), tf.zerosLike(flat)),
     x.shape,
   );
-  const constant = Array.from(ok.dataSync(), (v) => !v);
-  return { normalized, constant };
+  // Read only when asked for (a synchronous read, which the webgpu backend cannot do).
+  return {
+    normalized,
+    get constant() {
+      return Array.from(ok.dataSync(), (v) => !v);
+    },
+  };
 }

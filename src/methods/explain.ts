@@ -48,7 +48,7 @@ export function explain(
   input: tf.Tensor4D,
   methods: readonly ExplanationMethod[],
   opts: ExplainOptions = {},
-): Explanation {
+): Promise<Explanation> {
   const c = model.config;
   const size = [c.img_size, c.img_size];
   return run(
@@ -80,7 +80,7 @@ export function explainTokens(
   seqLen: number,
   methods: readonly ExplanationMethod[],
   opts: ExplainOptions = {},
-): Explanation {
+): Promise<Explanation> {
   return run(
     () => bertPass(model, inputIds, attentionMask, batch, seqLen),
     batch,
@@ -101,32 +101,59 @@ interface ReadOut {
   toMap: (raw: Float32Array) => Float32Array;
 }
 
-function run(
+/**
+ * The classes to explain, when the top class must be known before the pass can go on and the backend cannot be
+ * read synchronously (webgpu: a GPU buffer is only read asynchronously in Node). The forward pass then runs once
+ * more to find the top class of each classifier tail; the maps are the same.
+ */
+async function topClassesFirst(
+  makePass: () => ModelPass,
+  request: ClassRequest,
+): Promise<ClassRequest | { lrp: number[]; classifier: number[] }> {
+  if (request !== 'top' || !asyncReadsOnly()) return request;
+  const [lrp, classifier] = tf.tidy(() => {
+    const pass = makePass();
+    return [tf.argMax(pass.logits('lrp'), 1), tf.argMax(pass.logits('classifier'), 1)];
+  });
+  try {
+    return { lrp: Array.from(await lrp.data()), classifier: Array.from(await classifier.data()) };
+  } finally {
+    tf.dispose([lrp, classifier]);
+  }
+}
+
+/** Backends whose tensors cannot be read synchronously. */
+const asyncReadsOnly = () => tf.getBackend() === 'webgpu';
+
+async function run(
   makePass: () => ModelPass,
   B: number,
   methods: readonly ExplanationMethod[],
   opts: ExplainOptions,
   readOut: (m: ExplanationMethod) => ReadOut,
-): Explanation {
+): Promise<Explanation> {
   const options: MethodOptions = { startLayer: opts.startLayer };
   const warnings: string[] = [];
+  const request = await topClassesFirst(makePass, opts.classes ?? 'top');
   // Everything runs in one tidy scope; only the outputs are kept.
   const results: { m: ExplanationMethod; raw: tf.Tensor }[] = [];
   let classes: Record<HeadKind, number[]> | undefined;
   const [logitsT, lrpLogitsT] = tf.tidy(() => {
-    const ctx = new PassContext(makePass(), opts.classes ?? 'top', methods, options);
+    const ctx = new PassContext(makePass(), request, methods, options);
     classes = ctx.classes;
     for (const m of methods) results.push({ m, raw: tf.keep(tf.reshape(m.compute(ctx, options), [B, -1])) });
     return [ctx.pass.logits('classifier'), ctx.pass.logits('lrp')];
   });
-  const rows = (t: tf.Tensor): Float32Array[] => {
-    const data = t.dataSync() as Float32Array;
+  const rows = async (t: tf.Tensor): Promise<Float32Array[]> => {
+    const data = (await t.data()) as Float32Array;
     const n = t.shape[1]!;
     return Array.from({ length: B }, (_, i) => data.slice(i * n, (i + 1) * n));
   };
-  const logits = rows(logitsT!);
-  const methodsOut = results.map(({ m, raw }) => {
-    const rawRows = rows(raw);
+  const logits = await rows(logitsT!);
+  const rawRowsAll = await Promise.all(results.map(({ raw }) => rows(raw)));
+  const lrpLogits = await rows(lrpLogitsT!);
+  const methodsOut = results.map(({ m }, k) => {
+    const rawRows = rawRowsAll[k]!;
     const r = readOut(m);
     const maps = rawRows.map(r.toMap);
     const constant = maps.map((map, i) => {
@@ -149,7 +176,7 @@ function run(
   });
   const result: Explanation = {
     logits,
-    lrpLogits: rows(lrpLogitsT!),
+    lrpLogits,
     predicted: logits.map(argmax),
     methods: methodsOut,
     warnings,

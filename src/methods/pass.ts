@@ -21,14 +21,16 @@ export class PassContext {
 
   constructor(
     readonly pass: ModelPass,
-    request: ClassRequest,
+    request: ClassRequest | Record<HeadKind, number[]>,
     methods: readonly ExplanationMethod[],
     readonly options: MethodOptions,
   ) {
     const B = pass.batch;
+    const perHead = (h: HeadKind): ClassRequest =>
+      typeof request === 'object' && !Array.isArray(request) ? request[h] : request;
     this.classes = {
-      lrp: resolveClasses(request, pass.logits('lrp'), B, pass.numClasses),
-      classifier: resolveClasses(request, pass.logits('classifier'), B, pass.numClasses),
+      lrp: resolveClasses(perHead('lrp'), pass.logits('lrp'), B, pass.numClasses),
+      classifier: resolveClasses(perHead('classifier'), pass.logits('classifier'), B, pass.numClasses),
     };
     this.prepare(methods.flatMap((m) => m.needs(this.info, options)));
   }

@@ -14,7 +14,7 @@ export interface PoolTestItem {
 serveWorker<{ config: string }, PoolTestItem, { image: number; maps: Float32Array[] }>(async ({ config }) => {
   const model = await loadGoldenVit(config, 'wasm');
   const c = model.config;
-  return ({ image, fail }) => {
+  return async ({ image, fail }) => {
     if (fail) throw new Error(`asked to fail on image ${image}`);
     const input = tf.randomUniform(
       [1, c.in_chans, c.img_size, c.img_size],
@@ -23,7 +23,7 @@ serveWorker<{ config: string }, PoolTestItem, { image: number; maps: Float32Arra
       'float32',
       100 + image,
     ) as tf.Tensor4D;
-    const ex = explain(model, input, METHODS);
+    const ex = await explain(model, input, METHODS);
     input.dispose();
     return { image, maps: [...ex.logits, ...ex.methods.flatMap((m) => m.raw)] };
   };

@@ -21,17 +21,18 @@ import {
  * Every method × class choice × case of every golden ViT config, against the official implementation's
  * outputs (raw maps, final maps, logits), within the float32 tolerances of golden/vit/README.md.
  */
-export function vitGoldenSuite(backend: BackendChoice): void {
+export function vitGoldenSuite(backend: BackendChoice, skip: string | false = false): void {
   for (const config of vitGoldenConfigs()) {
-    describe(`ViT golden ${config} (backend ${backend})`, async () => {
+    describe(`ViT golden ${config} (backend ${backend})`, { skip }, async () => {
+      if (skip) return;
       const model = await loadGoldenVit(config, backend);
       for (const caseName of vitGoldenCases(config)) {
         const meta = readJson<GoldenCase>('vit', config, `case-${caseName}.json`);
         const g = readGoldenTensors('vit', config, `case-${caseName}.safetensors`);
         const input = inputTensor(g);
         for (const vis of ['top', 'target'] as const) {
-          test(`${caseName} / ${vis}: logits and every method's raw and final maps`, () => {
-            const ex = explain(model, input, METHODS, {
+          test(`${caseName} / ${vis}: logits and every method's raw and final maps`, async () => {
+            const ex = await explain(model, input, METHODS, {
               classes: vis === 'top' ? 'top' : meta.target_class,
               startLayer: 1,
             });
