@@ -60,6 +60,8 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
   const { model, spec } = loadModelFromArgs(args);
   let files: string[];
   if (args.vis?.length) files = args.vis.map((f) => resolve(f));
+  else if (Array.isArray(args['vis-dir']))
+    throw new UsageError(`--vis-dir given ${args['vis-dir'].length} times: give one folder (or the files with --vis)`);
   else if (args['vis-dir']) files = findVisFiles(resolve(args['vis-dir']));
   else if (!args.model && !args['model-config'] && !args.weights) {
     // The embedded default: the embedded image folder explained by the embedded model, made once and reused
