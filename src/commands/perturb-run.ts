@@ -94,6 +94,9 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
         quiet: args.quiet,
         norm: args.norm,
         backend: args.backend,
+        workers,
+        // Every image, also when this perturb run is one shard of a Slurm array or an Indexed Job.
+        shard: '0/1',
       });
     }
     files = findVisFiles(visDir);
