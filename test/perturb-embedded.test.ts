@@ -4,8 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import * as tf from '@tensorflow/tfjs';
 import type { PerturbSummary } from '../src/benchmarks/perturbation.js';
+import { EMBEDDED } from '../src/embedded.js';
+import { initBackend } from '../src/engine/backend.js';
 import { ExplanationWriter } from '../src/formats/expl-hdf5.js';
+import { loadVit } from '../src/models/load.js';
 import type { CodeVersion } from '../src/util/code-version.js';
 import { bench, benchAsync } from './helpers/cli.js';
 
@@ -147,4 +151,29 @@ describe('bench perturb: bad input gets one clear line and loses nothing finishe
     assert.ok(rowsDone() < 24 * 2, 'the run finished before the file was cut');
     assert.ok(!existsSync(join(out, 'summary.json')));
   });
+});
+
+// The engine computes an image's logits independently of the batch it is in, and model.logits() (the forward
+// without its trace, which the perturbation test uses) gives the numbers of head(forward()): bit for bit.
+test('classifier pass: logits() = head(forward()) and a batch of 4 = 4 single images, bit for bit', async () => {
+  await initBackend('auto');
+  const model = loadVit({ configFile: EMBEDDED.model.config, weightsFile: EMBEDDED.model.weights });
+  const c = model.config;
+  const plane = c.in_chans * c.img_size * c.img_size;
+  const images = new Float32Array(4 * plane).map((_, i) => Math.sin(i * 0.37) * 1.5);
+  const run = (data: Float32Array, b: number, traced: boolean) =>
+    tf.tidy(() => {
+      const x = tf.tensor4d(data, [b, c.in_chans, c.img_size, c.img_size]);
+      const logits = traced ? model.head(model.forward(x), c.final_norm_eps).logits : model.logits(x, c.final_norm_eps);
+      return logits.dataSync() as Float32Array;
+    });
+  const batch = run(images, 4, false);
+  assert.deepEqual(batch, run(images, 4, true));
+  const singles = new Float32Array(batch.length);
+  for (let i = 0; i < 4; i++) singles.set(run(images.slice(i * plane, (i + 1) * plane), 1, false), i * c.num_classes);
+  assert.deepEqual(batch, singles);
+  // No tensor is left behind by the untraced pass.
+  const before = tf.memory().numTensors;
+  run(images, 4, false);
+  assert.equal(tf.memory().numTensors, before);
 });

@@ -184,10 +184,11 @@ export function perturbItemEvaluator(
   reader: (file: string) => ExplanationReader,
 ): (item: PerturbItem) => Promise<PerturbItemResult> {
   const c = model.config;
+  // The logits without the forward trace (model.logits): a batch needs one block's memory, not twelve.
   const classify = (batch: Float32Array, b: number): Float32Array =>
     tf.tidy(() => {
       const x = tf.tensor4d(batch, [b, c.in_chans, c.img_size, c.img_size]);
-      return model.head(model.forward(x), c.final_norm_eps).logits.dataSync() as Float32Array;
+      return model.logits(x, c.final_norm_eps).dataSync() as Float32Array;
     });
   const normalize = (chw: Float32Array) => normalizeCHW(chw, c.mean, c.std);
   const cleanPass = (images: Float32Array, b: number): Float32Array => {

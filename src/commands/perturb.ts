@@ -53,11 +53,12 @@ export const perturbCommand: CommandModule<object, PerturbArgs> = {
       .option('batch-size', {
         alias: 'batch',
         type: 'number',
-        // Measured on wasm (1 thread) with the embedded model, ms per classified copy: batch 1 ≈ 18–25,
-        // 4 ≈ 21, 8 ≈ 17–19, 16 ≈ 16, 32 ≈ 16–17 (docs/benchmarks.md); 16 is also the official script's batch.
+        // Measured on wasm (one thread, busy 2-core machine), classifier seconds per classified copy: embedded
+        // model 16.9 ms at batch 1, 16.3 at 16, 16.2 at 24; ViT-B/16 geometry 1.27–1.35 s at 1, 2, 4, 8 and 16
+        // alike. No size is measurably faster, so the default is the official script's 16 (README, perturb).
         default: 16,
         describe:
-          'images per classifier batch: the unperturbed images, then each step’s perturbed copies, go through the model as one batch; any size gives the same numbers (16 measured fastest on wasm, and is the official script’s)',
+          'images per classifier batch: the unperturbed images, then each step’s perturbed copies, go through the model as one batch; any size gives the same numbers (none measured faster on wasm; 16 is the official script’s)',
       })
       .option('out', {
         type: 'string',
