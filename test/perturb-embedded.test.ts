@@ -94,10 +94,15 @@ describe('bench perturb: bad input gets one clear line and loses nothing finishe
       assert.match(oneError(r.stderr), re);
       assert.ok(!existsSync(join(dir, 'out')), `${extra.join(' ')} wrote output`);
     }
+    const same = join(vis, 'rollout', 'top', 'results.hdf5');
+    const dup = bench(['perturb', '--vis', same, '--vis', same, '--quiet', '--out', join(dir, 'out')]);
+    assert.equal(dup.code, 1, dup.stderr);
+    assert.match(oneError(dup.stderr), /both hold rollout\/top: give one file per method and vis class/);
+    assert.ok(!existsSync(join(dir, 'out')));
     // Explanations of a 10-class model beside ours: refused before anything is written, whichever row holds
     // the foreign label.
-    const foreign = join(dir, 'foreign', 'rollout', 'top', 'results.hdf5');
-    mkdirSync(join(dir, 'foreign', 'rollout', 'top'), { recursive: true });
+    const foreign = join(dir, 'foreign', 'gradcam', 'top', 'results.hdf5');
+    mkdirSync(join(dir, 'foreign', 'gradcam', 'top'), { recursive: true });
     const w = await ExplanationWriter.create(foreign, { height: 224, width: 224 });
     const row = (target: number) => ({
       vis: new Float32Array(224 * 224),

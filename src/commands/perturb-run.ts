@@ -111,6 +111,15 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
     if (inputs.length === 0)
       throw new UsageError(`no visualisation file of method ${[...wanted].join(', ')} among ${files.join(', ')}`);
   }
+  const byKey = new Map<string, string>();
+  for (const i of inputs) {
+    const other = byKey.get(`${i.method}/${i.visClass}`);
+    if (other)
+      throw new UsageError(
+        `${other} and ${i.file} both hold ${i.method}/${i.visClass}: give one file per method and vis class`,
+      );
+    byKey.set(`${i.method}/${i.visClass}`, i.file);
+  }
   const outDir = args.out ? resolve(args.out) : defaultOutDir('perturb', model.config.name, args.name, shard);
   const identity = {
     command: 'perturb',
