@@ -51,7 +51,7 @@ export interface PerturbRunOptions extends RunControl {
   shard?: Shard;
   /** Compute batches on this many worker threads (each loads the model from `spec` on `backend`). */
   parallel?: { workers: number; backend: BackendChoice; spec: ModelSpec };
-  /** Called after each batch is checkpointed, with the file-rows done before it (tests use it). */
+  /** Called after each batch is checkpointed, with the (file, setting) rows done so far. */
   onBatchDone?: (rowsDone: number) => void;
 }
 
