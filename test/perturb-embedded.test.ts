@@ -1,11 +1,17 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as tf from '@tensorflow/tfjs';
 import type { PerturbSummary } from '../src/benchmarks/perturbation.js';
+import { EMBEDDED } from '../src/embedded.js';
+import { initBackend } from '../src/engine/backend.js';
+import { ExplanationWriter } from '../src/formats/expl-hdf5.js';
+import { loadVit } from '../src/models/load.js';
 import type { CodeVersion } from '../src/util/code-version.js';
-import { bench } from './helpers/cli.js';
+import { bench, benchAsync } from './helpers/cli.js';
 
 // No paths at all: bench perturb explains the embedded image folder with the embedded model (bench visualize),
 // then runs both perturbation tests on it.
@@ -61,4 +67,118 @@ test('bench perturb with no paths reuses the embedded explanations of the same c
   const auc = (out: string) =>
     (JSON.parse(readFileSync(join(cwd, out, 'summary.json'), 'utf8')) as PerturbSummary).results.rollout!.top;
   assert.deepEqual(auc('p3'), auc('p1'));
+});
+
+describe('bench perturb: bad input gets one clear line and loses nothing finished', () => {
+  const oneError = (stderr: string) => {
+    const errors = stderr.split('\n').filter((l) => l.startsWith('bench: error:'));
+    assert.equal(errors.length, 1, stderr);
+    assert.doesNotMatch(stderr, /\n\s+at /);
+    return errors[0]!;
+  };
+
+  test('--batch-size 0, --workers 0, --shard 2/2, and a file from a model with other classes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-perturb-bad-'));
+    const vis = join(dir, 'vis');
+    assert.equal(bench(['visualize', '--limit', '2', '--method', 'rollout', '--quiet', '--out', vis]).code, 0);
+    const args = ['perturb', '--vis-dir', vis, '--quiet'];
+    const cases: [string[], RegExp][] = [
+      [['--batch-size', '0'], /--batch-size 0: expected a positive integer/],
+      [['--batch', '2.5'], /--batch-size 2\.5: expected a positive integer/],
+      [['--workers', '0'], /--workers 0: expected a positive integer/],
+      [['--shard', '2/2'], /--shard 2\/2: expected K\/N with 0 ≤ K < N/],
+    ];
+    for (const [extra, re] of cases) {
+      const r = bench([...args, ...extra, '--out', join(dir, 'out')]);
+      assert.equal(r.code, 1, `${extra.join(' ')}: ${r.stderr}`);
+      assert.match(oneError(r.stderr), re);
+      assert.ok(!existsSync(join(dir, 'out')), `${extra.join(' ')} wrote output`);
+    }
+    const same = join(vis, 'rollout', 'top', 'results.hdf5');
+    const dup = bench(['perturb', '--vis', same, '--vis', same, '--quiet', '--out', join(dir, 'out')]);
+    assert.equal(dup.code, 1, dup.stderr);
+    assert.match(oneError(dup.stderr), /both hold rollout\/top: give one file per method and vis class/);
+    assert.ok(!existsSync(join(dir, 'out')));
+    // Explanations of a 10-class model beside ours: refused before anything is written, whichever row holds
+    // the foreign label.
+    const foreign = join(dir, 'foreign', 'gradcam', 'top', 'results.hdf5');
+    mkdirSync(join(dir, 'foreign', 'gradcam', 'top'), { recursive: true });
+    const w = await ExplanationWriter.create(foreign, { height: 224, width: 224 });
+    const row = (target: number) => ({
+      vis: new Float32Array(224 * 224),
+      image: new Float32Array(3 * 224 * 224),
+      target,
+    });
+    w.append([row(0), row(1), row(9)]);
+    w.close();
+    const r = bench([
+      'perturb',
+      '--vis',
+      join(vis, 'rollout', 'top', 'results.hdf5'),
+      '--vis',
+      foreign,
+      '--workers',
+      '2',
+      '--quiet',
+      '--out',
+      join(dir, 'out'),
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(oneError(r.stderr), /results\.hdf5: holds label 9, but the model 'vit_shapes_tiny' has 4 classes/);
+    assert.ok(!existsSync(join(dir, 'out')));
+  });
+
+  test('a vis file truncated mid-run: one error line naming it; the checkpoint keeps the finished rows', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-perturb-cut-'));
+    const vis = join(dir, 'vis');
+    assert.equal(bench(['visualize', '--method', 'rollout', '--quiet', '--out', vis]).code, 0);
+    const file = join(vis, 'rollout', 'top', 'results.hdf5');
+    const out = join(dir, 'out');
+    const rowsDone = () => {
+      try {
+        const s = JSON.parse(readFileSync(join(out, 'state.json'), 'utf8')) as {
+          runs: Record<string, { nextRow: number }>;
+        };
+        return Object.values(s.runs).reduce((n, x) => n + x.nextRow, 0);
+      } catch {
+        return 0;
+      }
+    };
+    const run = benchAsync(['perturb', '--vis', file, '--batch-size', '1', '--workers', '2', '--quiet', '--out', out]);
+    const deadline = Date.now() + 300_000;
+    while (rowsDone() === 0 && Date.now() < deadline) await sleep(10);
+    const seen = rowsDone();
+    truncateSync(file, Math.floor(statSync(file).size * 0.4));
+    const r = await run;
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(oneError(r.stderr), new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*`));
+    assert.ok(seen > 0 && rowsDone() >= seen, `rows done: ${seen} when cut, ${rowsDone()} after`);
+    assert.ok(rowsDone() < 24 * 2, 'the run finished before the file was cut');
+    assert.ok(!existsSync(join(out, 'summary.json')));
+  });
+});
+
+// The engine computes an image's logits independently of the batch it is in, and model.logits() (the forward
+// without its trace, which the perturbation test uses) gives the numbers of head(forward()): bit for bit.
+test('classifier pass: logits() = head(forward()) and a batch of 4 = 4 single images, bit for bit', async () => {
+  await initBackend('auto');
+  const model = loadVit({ configFile: EMBEDDED.model.config, weightsFile: EMBEDDED.model.weights });
+  const c = model.config;
+  const plane = c.in_chans * c.img_size * c.img_size;
+  const images = new Float32Array(4 * plane).map((_, i) => Math.sin(i * 0.37) * 1.5);
+  const run = (data: Float32Array, b: number, traced: boolean) =>
+    tf.tidy(() => {
+      const x = tf.tensor4d(data, [b, c.in_chans, c.img_size, c.img_size]);
+      const logits = traced ? model.head(model.forward(x), c.final_norm_eps).logits : model.logits(x, c.final_norm_eps);
+      return logits.dataSync() as Float32Array;
+    });
+  const batch = run(images, 4, false);
+  assert.deepEqual(batch, run(images, 4, true));
+  const singles = new Float32Array(batch.length);
+  for (let i = 0; i < 4; i++) singles.set(run(images.slice(i * plane, (i + 1) * plane), 1, false), i * c.num_classes);
+  assert.deepEqual(batch, singles);
+  // No tensor is left behind by the untraced pass.
+  const before = tf.memory().numTensors;
+  run(images, 4, false);
+  assert.equal(tf.memory().numTensors, before);
 });

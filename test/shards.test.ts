@@ -162,3 +162,74 @@ describe('bench visualize shards', () => {
     assert.ok(readFileSync(join(dir, 'merged', 'run.json')).equals(readFileSync(join(dir, 'whole', 'run.json'))));
   });
 });
+
+describe('bench perturb shards', () => {
+  test('shards from --shard, SLURM_* and an Indexed Job merge into the files and --json of one run; bad sets are refused', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-perturb-shards-'));
+    const vis = join(dir, 'vis');
+    const v = bench(['visualize', '--limit', '8', '--method', 'rollout,gradcam', '--quiet', '--out', vis]);
+    assert.equal(v.code, 0, v.stderr);
+    const args = ['perturb', '--vis-dir', vis, '--quiet'];
+    assert.equal(bench([...args, '--out', join(dir, 'whole'), '--json', join(dir, 'whole.json')]).code, 0);
+    const s0 = bench([...args, '--shard', '0/3', '--out', join(dir, 's0')]);
+    assert.equal(s0.code, 0, s0.stderr);
+    const s1 = benchEnv([...args, '--out', join(dir, 's1')], { SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_COUNT: '3' });
+    assert.equal(s1.code, 0, s1.stderr);
+    assert.match(s1.stderr, /shard 1\/3 \(from SLURM_ARRAY_TASK_ID=1 of SLURM_ARRAY_TASK_COUNT=3\)/);
+    const s2 = benchEnv([...args, '--workers', '2', '--out', join(dir, 's2')], {
+      JOB_COMPLETION_INDEX: '2',
+      BENCH_SHARD_COUNT: '3',
+    });
+    assert.equal(s2.code, 0, s2.stderr);
+    // Rows 0, 3, 6 / 1, 4, 7 / 2, 5 of each file.
+    const images = (d: string) =>
+      JSON.parse(readFileSync(join(dir, d, 'summary.json'), 'utf8')).results.rollout.top.negative.images;
+    assert.deepEqual(['s0', 's1', 's2'].map(images), [3, 3, 2]);
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 's2', 'summary.json'), 'utf8')).shard, { index: 2, count: 3 });
+
+    const m = bench([
+      'merge',
+      join(dir, 'merged'),
+      join(dir, 's2'),
+      join(dir, 's0'),
+      join(dir, 's1'),
+      '--json',
+      join(dir, 'merged.json'),
+    ]);
+    assert.equal(m.code, 0, m.stderr);
+    const all = filesUnder(join(dir, 'whole'));
+    assert.deepEqual(filesUnder(join(dir, 'merged')), all);
+    assert.ok(all.includes('steps.csv') && all.includes('perturbation.png') && all.includes('perturbation.svg'));
+    for (const f of all) assert.ok(readFileSync(join(dir, 'merged', f)).equals(readFileSync(join(dir, 'whole', f))), f);
+    assert.ok(readFileSync(join(dir, 'merged.json')).equals(readFileSync(join(dir, 'whole.json'))));
+
+    const refuse = (dirs: string[], re: RegExp) => {
+      const r = bench(['merge', join(dir, 'bad'), ...dirs.map((d) => join(dir, d))]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, re);
+      assert.equal(
+        r.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => l.startsWith('bench: error:')).length,
+        1,
+      );
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+    };
+    refuse(['s0', 's2'], /shard 1\/3 missing/);
+    refuse(['s0', 's1', 's1', 's2'], /are both shard 1\/3/);
+    refuse(['whole'], /not a shard \(its run\.json has no shard\)/);
+    // A shard of another run: the same rows, the other tie rule.
+    assert.equal(bench([...args, '--ties', 'stable', '--shard', '1/3', '--out', join(dir, 'stable1')]).code, 0);
+    refuse(['s0', 'stable1', 's2'], /a shard of a different run/);
+    rmSync(join(dir, 's2', 'summary.json'));
+    refuse(['s0', 's1', 's2'], /shard 2\/3 is unfinished \(no summary\.json\); finish it with --resume first/);
+    // More shards than rows: refused before anything is written.
+    const over = bench([...args, '--limit', '2', '--shard', '2/3', '--out', join(dir, 'over')]);
+    assert.equal(over.code, 1);
+    assert.match(
+      over.stderr,
+      /bench: error: shard 2\/3 has no rows of .*results\.hdf5 \(2 rows\): use at most 2 shards/,
+    );
+  });
+});

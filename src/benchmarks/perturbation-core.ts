@@ -53,6 +53,12 @@ export interface PerturbOptions {
   steps?: readonly number[];
   /** Keep every forward's logits in the results (default false). */
   keepLogits?: boolean;
+  /**
+   * The logits of the unperturbed batch, [B, classes], when the caller already has them (the same images
+   * under another map or setting): the clean forward is then skipped. The classifier's logits of an image do
+   * not depend on the batch it is in, so the results are those of a fresh clean forward.
+   */
+  cleanLogits?: Float32Array;
 }
 
 export interface PerturbationStepResult {
@@ -135,7 +141,7 @@ function rowStats(logits: Float32Array, offset: number, classes: number, label: 
 /**
  * The perturbation test of one batch. `images`: [B, C, H, W] in [0, 1] (un-normalised, C order); `vis`: [B, H·W]
  * relevance maps (any scale; only the ranking matters). B is `opts.labels.length`. Runs 1 + steps forwards of the
- * whole batch.
+ * whole batch (steps with `cleanLogits`).
  */
 export async function perturbBatch(
   images: Float32Array,
@@ -171,7 +177,11 @@ export async function perturbBatch(
     return { logits, classes: logits.length / B };
   };
 
-  const clean = await forward(labels.map((_, i) => images.subarray(i * plane, (i + 1) * plane)));
+  const clean = opts.cleanLogits
+    ? { logits: opts.cleanLogits, classes: opts.cleanLogits.length / B }
+    : await forward(labels.map((_, i) => images.subarray(i * plane, (i + 1) * plane)));
+  if (!Number.isInteger(clean.classes) || clean.classes < 1)
+    throw new RangeError(`cleanLogits has ${clean.logits.length} values, not a multiple of the batch ${B}`);
   const cleanStats = labels.map((label, i) => rowStats(clean.logits, i * clean.classes, clean.classes, label));
   const results: PerturbationImageResult[] = labels.map((label, i) => {
     const s = cleanStats[i]!;

@@ -2,9 +2,12 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { normalizeCHW } from '../data/image.js';
+import type { BackendChoice } from '../engine/backend.js';
 import * as tf from '../engine/tf.js';
-import { type ExplanationReader, readExplanations } from '../formats/expl-hdf5.js';
+import { resultsInOrder, siblingModule, WorkerPool } from '../engine/worker-pool.js';
+import { type ExplanationReader, type ExplanationRows, readExplanations } from '../formats/expl-hdf5.js';
 import { FileFormatError } from '../formats/host-tensor.js';
+import type { ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { writeLineChart } from '../reports/plots.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
@@ -18,7 +21,8 @@ import {
   pixelsToRemove,
   type TieRule,
 } from './perturbation-core.js';
-import { beginRun, type RunControl } from './run-dir.js';
+import { beginRun, type RunControl, type RunIdentity } from './run-dir.js';
+import { type Shard, ShardError, type ShardRun, shardIndices } from './shards.js';
 
 /**
  * The positive/negative perturbation test (docs/benchmarks.md#perturbation-test) over explanation files written by
@@ -41,8 +45,14 @@ export interface PerturbRunOptions extends RunControl {
   inputs: readonly VisInput[];
   settings: readonly Setting[];
   ties: TieRule;
+  /** Images per classifier batch: the unperturbed copies, then each step's perturbed copies, as one batch each. */
   batchSize: number;
-  onBatchDone?: (key: string, nextRow: number) => void;
+  /** Process only this shard's rows of every file (row position p with p mod N = K); `bench merge` joins them. */
+  shard?: Shard;
+  /** Compute batches on this many worker threads (each loads the model from `spec` on `backend`). */
+  parallel?: { workers: number; backend: BackendChoice; spec: ModelSpec };
+  /** Called after each batch is checkpointed, with the (file, setting) rows done so far. */
+  onBatchDone?: (rowsDone: number) => void;
 }
 
 export interface SettingResult {
@@ -66,6 +76,8 @@ export interface PerturbSummary {
   /** results[method][visClass][setting] */
   results: Record<string, Record<string, Partial<Record<Setting, SettingResult>>>>;
   files: Record<string, string>;
+  /** The shard this run covers (null: every row, or merged shards). */
+  shard: Shard | null;
 }
 
 /** What a visualisation file holds: method and vis class, from its attributes or its path. */
@@ -83,17 +95,155 @@ export async function describeVisFile(file: string): Promise<VisInput> {
   }
 }
 
+/**
+ * The checkpoint. `nextRow`: how many of this run's rows of the file (the shard's, in order) are done; the files
+ * of one group (same row count) and every setting advance together, one batch at a time.
+ */
 interface PerturbState {
   runs: Record<string, { nextRow: number; acc: PerturbationAccumulatorState }>;
 }
 
 const keyOf = (i: VisInput, s: Setting) => `${i.method}/${i.visClass}/${s}`;
 
+/** What a worker thread needs to compute batches itself (structured-cloneable). */
+export interface PerturbWorkerSetup {
+  backend: BackendChoice;
+  spec: ModelSpec;
+  inputs: VisInput[];
+  settings: Setting[];
+  ties: TieRule;
+}
+
+/** One unit of work: rows (positions in the files) of a group of files with as many rows each. */
+export interface PerturbItem {
+  /** Indices into the run's inputs. */
+  files: number[];
+  /** Row positions, ascending. */
+  rows: number[];
+}
+
+/** Per file of the item, then per setting (files × settings, in that order): the batch's hit counts. */
+export interface PerturbItemResult {
+  accs: PerturbationAccumulatorState[];
+}
+
+/** [start, count] runs of consecutive positions (a shard's rows are every N-th, so usually single rows). */
+function contiguousRuns(rows: readonly number[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const r of rows) {
+    const last = out[out.length - 1];
+    if (last && last[0] + last[1] === r) last[1]++;
+    else out.push([r, 1]);
+  }
+  return out;
+}
+
+function readRowsAt(r: ExplanationReader, rows: readonly number[]): ExplanationRows {
+  const parts = contiguousRuns(rows).map(([start, count]) => r.readRows(start, count));
+  if (parts.length === 1) return parts[0]!;
+  const cat = (xs: Float32Array[]) => {
+    const out = new Float32Array(xs.reduce((n, x) => n + x.length, 0));
+    let o = 0;
+    for (const x of xs) {
+      out.set(x, o);
+      o += x.length;
+    }
+    return out;
+  };
+  return {
+    vis: cat(parts.map((p) => p.vis)),
+    image: cat(parts.map((p) => p.image)),
+    target: Int32Array.from(parts.flatMap((p) => [...p.target])),
+    index: parts.flatMap((p) => p.index),
+  };
+}
+
+const sameBytes = (a: ArrayBufferView, b: ArrayBufferView) =>
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+function checkLabels(file: string, labels: ArrayLike<number>, model: VisionTransformer): void {
+  const c = model.config;
+  const bad = Array.prototype.find.call(labels, (t: number) => !(t >= 0 && t < c.num_classes)) as number | undefined;
+  if (bad !== undefined) {
+    throw new FileFormatError(
+      file,
+      `holds label ${bad}, but the model '${c.name}' has ${c.num_classes} classes (a file written for another data set or model?)`,
+    );
+  }
+}
+
+/**
+ * The computation of one item, the same on the main thread and on a worker. The images and labels are read
+ * once per file, and the unperturbed pass runs once per batch of images: every setting shares it, and so does
+ * every further file of the item that holds the same images and labels (the method × vis-class files of one
+ * `bench visualize` run do). Logits do not depend on the batch an image is in, so sharing changes no number.
+ */
+export function perturbItemEvaluator(
+  model: VisionTransformer,
+  run: { inputs: readonly VisInput[]; settings: readonly Setting[]; ties: TieRule },
+  reader: (file: string) => ExplanationReader,
+): (item: PerturbItem) => Promise<PerturbItemResult> {
+  const c = model.config;
+  // The logits without the forward trace (model.logits): a batch needs one block's memory, not twelve.
+  const classify = (batch: Float32Array, b: number): Float32Array =>
+    tf.tidy(() => {
+      const x = tf.tensor4d(batch, [b, c.in_chans, c.img_size, c.img_size]);
+      return model.logits(x, c.final_norm_eps).dataSync() as Float32Array;
+    });
+  const normalize = (chw: Float32Array) => normalizeCHW(chw, c.mean, c.std);
+  const cleanPass = (images: Float32Array, b: number): Float32Array => {
+    const plane = images.length / b;
+    const input = new Float32Array(images.length);
+    for (let i = 0; i < b; i++) input.set(normalize(images.subarray(i * plane, (i + 1) * plane)), i * plane);
+    return classify(input, b);
+  };
+  return async (item) => {
+    const accs: PerturbationAccumulatorState[] = [];
+    const seen: { image: Float32Array; target: Int32Array; logits: Float32Array }[] = [];
+    for (const fi of item.files) {
+      const input = run.inputs[fi]!;
+      const rows = readRowsAt(reader(input.file), item.rows);
+      checkLabels(input.file, rows.target, model);
+      let clean = seen.find((s) => sameBytes(s.target, rows.target) && sameBytes(s.image, rows.image));
+      if (!clean) {
+        clean = { image: rows.image, target: rows.target, logits: cleanPass(rows.image, rows.target.length) };
+        seen.push(clean);
+      }
+      for (const setting of run.settings) {
+        const results = await perturbBatch(rows.image, rows.vis, {
+          negative: setting === 'negative',
+          ties: run.ties,
+          classify,
+          normalize,
+          labels: rows.target,
+          cleanLogits: clean.logits,
+        });
+        accs.push(new PerturbationAccumulator().add(results).toJSON());
+      }
+    }
+    return { accs };
+  };
+}
+
+/** Files grouped by row count (in input order): the files of a group are read batch by batch together. */
+function groupInputs(inputs: readonly VisInput[], rowsOf: (i: VisInput) => number): number[][] {
+  const groups = new Map<number, number[]>();
+  inputs.forEach((input, i) => {
+    const n = rowsOf(input);
+    const g = groups.get(n);
+    if (g) g.push(i);
+    else groups.set(n, [i]);
+  });
+  return [...groups.values()];
+}
+
 export async function runPerturbation(opts: PerturbRunOptions): Promise<PerturbSummary> {
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const { model, outDir } = opts;
   const c = model.config;
   const statePath = join(outDir, 'state.json');
+  if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1)
+    throw new RangeError(`batch size must be a positive integer, got ${opts.batchSize}`);
   // Open every input first: a bad file fails before anything is written.
   const readers = new Map<string, ExplanationReader>();
   try {
@@ -107,6 +257,14 @@ export async function runPerturbation(opts: PerturbRunOptions): Promise<PerturbS
         );
       }
     }
+    const rowsOf = (i: VisInput) => Math.min(readers.get(i.file)!.rows, opts.limit ?? Number.POSITIVE_INFINITY);
+    for (const input of opts.inputs) {
+      checkLabels(input.file, readers.get(input.file)!.readTargets().subarray(0, rowsOf(input)), model);
+      if (opts.shard && rowsOf(input) <= opts.shard.index)
+        throw new ShardError(
+          `shard ${opts.shard.index}/${opts.shard.count} has no rows of ${input.file} (${rowsOf(input)} rows): use at most ${rowsOf(input)} shards`,
+        );
+    }
     let state: PerturbState;
     if (beginRun(outDir, opts.identity, opts.resume, 'state.json')) {
       state = JSON.parse(readFileSync(statePath, 'utf8')) as PerturbState;
@@ -118,53 +276,69 @@ export async function runPerturbation(opts: PerturbRunOptions): Promise<PerturbS
           state.runs[keyOf(i, s)] = { nextRow: 0, acc: new PerturbationAccumulator().toJSON() };
       writeJsonAtomic(statePath, state);
     }
-    const rowsOf = (i: VisInput) => Math.min(readers.get(i.file)!.rows, opts.limit ?? Number.POSITIVE_INFINITY);
-    const total = opts.inputs.reduce((n, i) => n + rowsOf(i) * opts.settings.length, 0);
-    const doneRows = Object.values(state.runs).reduce((n, r) => n + r.nextRow, 0);
-    const progress = new Progress('perturb', total, doneRows, opts.quiet);
-    let processed = doneRows;
-    const classify = (batch: Float32Array, b: number): Float32Array =>
-      tf.tidy(() => {
-        const x = tf.tensor4d(batch, [b, c.in_chans, c.img_size, c.img_size]);
-        return model.head(model.forward(x), c.final_norm_eps).logits.dataSync() as Float32Array;
-      });
-    const normalize = (chw: Float32Array) => normalizeCHW(chw, c.mean, c.std);
-    for (const input of opts.inputs) {
-      const r = readers.get(input.file)!;
-      const n = rowsOf(input);
-      for (const setting of opts.settings) {
-        const key = keyOf(input, setting);
-        const run = state.runs[key]!;
-        const acc = PerturbationAccumulator.fromJSON(run.acc);
-        for (let start = run.nextRow; start < n; start += opts.batchSize) {
-          const count = Math.min(opts.batchSize, n - start);
-          const rows = r.readRows(start, count);
-          const bad = rows.target.find((t) => t < 0 || t >= c.num_classes);
-          if (bad !== undefined) {
-            throw new FileFormatError(
-              input.file,
-              `holds label ${bad}, but the model '${c.name}' has ${c.num_classes} classes (a file written for another data set or model?)`,
-            );
-          }
-          const results = await perturbBatch(rows.image, rows.vis, {
-            negative: setting === 'negative',
+    const groups = groupInputs(opts.inputs, rowsOf);
+    const keysOf = (files: readonly number[]) =>
+      files.flatMap((fi) => opts.settings.map((s) => keyOf(opts.inputs[fi]!, s)));
+    const items: PerturbItem[] = [];
+    const workers = Math.max(1, opts.parallel?.workers ?? 1);
+    let total = 0;
+    let processed = 0;
+    for (const files of groups) {
+      const todo = shardIndices(rowsOf(opts.inputs[files[0]!]!), opts.shard);
+      const keys = keysOf(files);
+      const done = state.runs[keys[0]!]!.nextRow;
+      if (keys.some((k) => state.runs[k]!.nextRow !== done) || done > todo.length)
+        throw new FileFormatError(statePath, 'inconsistent checkpoint (files of one batch at different rows)');
+      total += todo.length * keys.length;
+      processed += done * keys.length;
+      // With N workers, a group too small to give each worker a full batch is split evenly among them.
+      const size = Math.min(opts.batchSize, Math.max(1, Math.ceil((todo.length - done) / workers)));
+      for (let p = done; p < todo.length; p += size) items.push({ files, rows: todo.slice(p, p + size) });
+    }
+    const progress = new Progress('perturb', total, processed, opts.quiet);
+    const evaluate = perturbItemEvaluator(model, opts, (f) => readers.get(f)!);
+    const par = opts.parallel;
+    const pool = par
+      ? await WorkerPool.startFor<PerturbWorkerSetup, PerturbItem, PerturbItemResult>(
+          siblingModule('./perturbation-worker', import.meta.url),
+          par.workers,
+          items.length,
+          {
+            backend: par.backend,
+            spec: par.spec,
+            inputs: [...opts.inputs],
+            settings: [...opts.settings],
             ties: opts.ties,
-            classify,
-            normalize,
-            labels: rows.target,
-          });
-          acc.add(results);
-          run.nextRow = start + count;
-          run.acc = acc.toJSON();
-          writeJsonAtomic(statePath, state);
-          opts.onBatchDone?.(key, run.nextRow);
-          processed += count;
-          progress.update(processed, `${key}: AUC so far ${acc.auc().toFixed(2)}`);
-        }
+          },
+        )
+      : undefined;
+    try {
+      // Batches are computed here or on worker threads; either way they are consumed (accumulated and
+      // checkpointed, the counts and the rows done in one atomic write) in the data set's order.
+      let k = 0;
+      for await (const res of resultsInOrder(items, pool, evaluate)) {
+        const item = items[k++]!;
+        const keys = keysOf(item.files);
+        keys.forEach((key, j) => {
+          const run = state.runs[key]!;
+          run.acc = PerturbationAccumulator.fromJSON(run.acc).merge(res.accs[j]!).toJSON();
+          run.nextRow += item.rows.length;
+        });
+        writeJsonAtomic(statePath, state);
+        processed += item.rows.length * keys.length;
+        opts.onBatchDone?.(processed);
+        const shown = PerturbationAccumulator.fromJSON(state.runs[keys[0]!]!.acc);
+        progress.update(processed, `${keys[0]}: AUC so far ${shown.auc().toFixed(2)}`);
       }
+    } finally {
+      await pool?.close();
     }
     progress.stop();
-    const summary = summarize(opts, state, c.img_size * c.img_size);
+    const summary = summarize(
+      { inputs: opts.inputs, settings: opts.settings, ties: opts.ties, model: c.name, shard: opts.shard ?? null },
+      state,
+      c.img_size * c.img_size,
+    );
     await writeOutputs(outDir, summary);
     return summary;
   } finally {
@@ -172,12 +346,20 @@ export async function runPerturbation(opts: PerturbRunOptions): Promise<PerturbS
   }
 }
 
-function summarize(opts: PerturbRunOptions, state: PerturbState, numPixels: number): PerturbSummary {
+interface SummaryRun {
+  inputs: readonly VisInput[];
+  settings: readonly Setting[];
+  ties: TieRule;
+  model: string;
+  shard: Shard | null;
+}
+
+function summarize(run: SummaryRun, state: PerturbState, numPixels: number): PerturbSummary {
   const results: PerturbSummary['results'] = {};
   const files: Record<string, string> = {};
-  for (const input of opts.inputs) {
+  for (const input of run.inputs) {
     files[`${input.method}/${input.visClass}`] = input.file;
-    for (const s of opts.settings) {
+    for (const s of run.settings) {
       const acc = PerturbationAccumulator.fromJSON(state.runs[keyOf(input, s)]!.acc);
       const byVis = (results[input.method] ??= {});
       const bySetting = (byVis[input.visClass] ??= {});
@@ -192,14 +374,57 @@ function summarize(opts: PerturbRunOptions, state: PerturbState, numPixels: numb
   }
   return {
     benchmark: 'perturbation',
-    model: opts.model.config.name,
-    ties: opts.ties,
+    model: run.model,
+    ties: run.ties,
     steps: [0, ...PERTURBATION_STEPS],
     pixelsRemoved: [0, ...PERTURBATION_STEPS.map((s) => pixelsToRemove(numPixels, s))],
     metrics: PERTURBATION_METRICS,
     results,
     files,
+    shard: run.shard,
   };
+}
+
+/**
+ * Joins finished shards into the run one machine would have made: the hit counts are integers, so their sums
+ * are the unsharded run's counts exactly, and the summary, steps.csv, plots, run.json (without the shard) and the
+ * checkpoint are the files an unsharded run writes.
+ */
+export async function mergePerturbationShards(
+  outDir: string,
+  shards: readonly ShardRun[],
+  identity: RunIdentity,
+): Promise<PerturbSummary> {
+  const inputs = (identity.files as VisInput[]).map(({ file, method, visClass }) => ({ file, method, visClass }));
+  const settings = identity.settings as Setting[];
+  const model = identity.model as { name: string; img_size: number };
+  const state: PerturbState = { runs: {} };
+  for (const i of inputs)
+    for (const s of settings) state.runs[keyOf(i, s)] = { nextRow: 0, acc: new PerturbationAccumulator().toJSON() };
+  for (const r of shards) {
+    const file = join(r.dir, 'state.json');
+    let part: PerturbState;
+    try {
+      part = JSON.parse(readFileSync(file, 'utf8')) as PerturbState;
+    } catch (e) {
+      throw new FileFormatError(file, `unreadable checkpoint (${e instanceof Error ? e.message : e})`);
+    }
+    for (const [key, run] of Object.entries(state.runs)) {
+      const p = part.runs?.[key];
+      if (!p) throw new FileFormatError(file, `no counts for ${key}`);
+      run.acc = PerturbationAccumulator.fromJSON(run.acc).merge(PerturbationAccumulator.fromJSON(p.acc)).toJSON();
+      run.nextRow += p.nextRow;
+    }
+  }
+  writeJsonAtomic(join(outDir, 'run.json'), identity);
+  writeJsonAtomic(join(outDir, 'state.json'), state);
+  const summary = summarize(
+    { inputs, settings, ties: identity.ties as TieRule, model: model.name, shard: null },
+    state,
+    model.img_size * model.img_size,
+  );
+  await writeOutputs(outDir, summary);
+  return summary;
 }
 
 /** The `--json` form: { <method>: { <top|target>: { negative: { accuracy, auc }, positive: { … } } } }. */

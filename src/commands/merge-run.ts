@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { mergeEraserShards, writeTokenF1Plot } from '../benchmarks/eraser.js';
+import { mergePerturbationShards, perturbJson } from '../benchmarks/perturbation.js';
 import { type RunIdentity, readRunIdentity } from '../benchmarks/run-dir.js';
 import { mergeSegmentationShards } from '../benchmarks/segmentation.js';
 import { checkShardSet, type ShardRun } from '../benchmarks/shards.js';
@@ -27,12 +28,14 @@ function explanationFiles(dir: string): string[] {
 const FINAL_FILE: Record<string, (id: RunIdentity) => string> = {
   seg: () => 'summary.json',
   eraser: () => 'summary.json',
+  perturb: () => 'summary.json',
   visualize: (id) => `visualize-${id.visClass}.json`,
 };
 
 export async function runMerge(args: MergeArgs, log: (s: string) => void = (s) => console.log(s)): Promise<string[]> {
   if (args.shards.length === 0) throw new UsageError('give the shard output folders to merge');
   checkOutputPath(args.out, 'folder', 'the merged output');
+  if (args.json) checkOutputPath(args.json, 'file', '--json');
   const dirs = args.shards.map((s) => resolve(s));
   for (const d of dirs) if (!existsSync(d)) throw new UsageError(`${d}: shard folder not found`);
   const out = resolve(args.out);
@@ -41,13 +44,16 @@ export async function runMerge(args: MergeArgs, log: (s: string) => void = (s) =
   const final = command ? FINAL_FILE[command] : undefined;
   if (!final)
     throw new UsageError(
-      `${dirs[0]}: not the output of bench seg, visualize or eraser run with --shard (no run.json naming one of those commands)`,
+      `${dirs[0]}: not the output of bench seg, visualize, perturb or eraser run with --shard (no run.json naming one of those commands)`,
     );
+  if (args.json && command === 'visualize')
+    throw new UsageError('--json: bench visualize writes no --json file, so its merge has none either');
   const { shards, identity } = checkShardSet(dirs, final);
   mkdirSync(out, { recursive: true });
   if (command === 'seg') {
     const s = mergeSegmentationShards(out, shards, identity);
     log(`${out}: ${s.images} images from ${shards.length} shards (summary.json, summary.md, per_image.csv)`);
+    if (args.json) writeJsonAtomic(resolve(args.json), s);
     return [join(out, 'summary.json')];
   }
   if (command === 'eraser') {
@@ -57,6 +63,18 @@ export async function runMerge(args: MergeArgs, log: (s: string) => void = (s) =
     const s = mergeEraserShards(out, shards, identity, annotations);
     await writeTokenF1Plot(out, s);
     log(`${out}: ${s.documents} documents from ${shards.length} shards (summary.json, token_f1.csv, per-method files)`);
+    if (args.json) writeJsonAtomic(resolve(args.json), s);
+    return [join(out, 'summary.json')];
+  }
+  if (command === 'perturb') {
+    const s = await mergePerturbationShards(out, shards, identity);
+    const images = Object.values(s.results).flatMap((byVis) =>
+      Object.values(byVis).map((r) => (r.negative ?? r.positive)?.images ?? 0),
+    );
+    log(
+      `${out}: ${images.join(', ')} images per file from ${shards.length} shards (summary.json, summary.md, steps.csv, perturbation.svg/.png)`,
+    );
+    if (args.json) writeJsonAtomic(resolve(args.json), perturbJson(s));
     return [join(out, 'summary.json')];
   }
   return mergeVisualize(out, shards, identity, log);

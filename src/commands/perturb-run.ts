@@ -11,7 +11,7 @@ import { fileIdentity, sameIdentity } from '../benchmarks/run-dir.js';
 import { findMethod } from '../methods/registry.js';
 import { codeVersion } from '../util/code-version.js';
 import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
-import { defaultOutDir, loadModelFromArgs, startBackend } from './common.js';
+import { defaultOutDir, loadModelFromArgs, shardFromArgs, startBackend } from './common.js';
 import { UsageError } from './options.js';
 import type { PerturbArgs } from './perturb.js';
 import { runVisualizeCommand } from './visualize-run.js';
@@ -46,11 +46,22 @@ function findVisFiles(dir: string): string[] {
 export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
   if (args.out) checkOutputPath(args.out, 'folder', '--out');
   if (args.json) checkOutputPath(args.json, 'file', '--json');
+  const batchSize = args['batch-size'];
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new UsageError(`--batch-size ${batchSize}: expected a positive integer (images per classifier batch)`);
+  const workers = args.workers ?? 1;
+  if (!Number.isInteger(workers) || workers < 1)
+    throw new UsageError(`--workers ${workers}: expected a positive integer (worker threads)`);
+  if (args.limit !== undefined && !(Number.isInteger(args.limit) && args.limit >= 1))
+    throw new UsageError(`--limit ${args.limit}: expected a positive integer (images per file)`);
+  const shard = shardFromArgs(args.shard);
   const settings: Setting[] = args.pos === args.neg ? ['negative', 'positive'] : args.neg ? ['negative'] : ['positive'];
   const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
   const { model, spec } = loadModelFromArgs(args);
   let files: string[];
   if (args.vis?.length) files = args.vis.map((f) => resolve(f));
+  else if (Array.isArray(args['vis-dir']))
+    throw new UsageError(`--vis-dir given ${args['vis-dir'].length} times: give one folder (or the files with --vis)`);
   else if (args['vis-dir']) files = findVisFiles(resolve(args['vis-dir']));
   else if (!args.model && !args['model-config'] && !args.weights) {
     // The embedded default: the embedded image folder explained by the embedded model, made once and reused
@@ -83,6 +94,9 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
         quiet: args.quiet,
         norm: args.norm,
         backend: args.backend,
+        workers,
+        // Every image, also when this perturb run is one shard of a Slurm array or an Indexed Job.
+        shard: '0/1',
       });
     }
     files = findVisFiles(visDir);
@@ -97,7 +111,16 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
     if (inputs.length === 0)
       throw new UsageError(`no visualisation file of method ${[...wanted].join(', ')} among ${files.join(', ')}`);
   }
-  const outDir = args.out ? resolve(args.out) : defaultOutDir('perturb', model.config.name, args.name);
+  const byKey = new Map<string, string>();
+  for (const i of inputs) {
+    const other = byKey.get(`${i.method}/${i.visClass}`);
+    if (other)
+      throw new UsageError(
+        `${other} and ${i.file} both hold ${i.method}/${i.visClass}: give one file per method and vis class`,
+      );
+    byKey.set(`${i.method}/${i.visClass}`, i.file);
+  }
+  const outDir = args.out ? resolve(args.out) : defaultOutDir('perturb', model.config.name, args.name, shard);
   const identity = {
     command: 'perturb',
     model: model.config,
@@ -105,8 +128,9 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
     files: inputs.map((i) => ({ ...i, ...fileIdentity(i.file) })),
     settings,
     ties: args.ties,
-    batch: args.batch,
     limit: args.limit ?? null,
+    // Not the batch size or the worker count: neither changes a number, so a run may resume with others.
+    shard: shard ?? null,
   };
   process.stderr.write(
     `backend ${backend.name}; classifier ${model.config.name}; ${inputs.length} file(s); ${settings.join(' and ')} perturbation; ties: ${args.ties}; output ${outDir}\n`,
@@ -116,10 +140,12 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
     inputs,
     settings,
     ties: args.ties,
-    batchSize: args.batch,
+    batchSize,
     outDir,
     identity,
     limit: args.limit,
+    shard,
+    parallel: { workers, backend: args.backend, spec },
     resume: args.resume,
     quiet: args.quiet,
   });
@@ -135,6 +161,7 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
       );
     }
   }
+  if (shard) console.log(`\nshard ${shard.index}/${shard.count}: join the shards with bench merge`);
   console.log(`\nwrote ${outDir}/summary.json, summary.md, steps.csv, perturbation.svg, perturbation.png`);
 }
 

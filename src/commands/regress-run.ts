@@ -64,7 +64,7 @@ export async function runEmbeddedBenchmarks(
     pos: false,
     neg: false,
     ties: 'torch',
-    batch: 16,
+    'batch-size': 16,
     out: join(dir, 'perturb', 'embedded'),
     resume: false,
     quiet,

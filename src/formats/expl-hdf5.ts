@@ -69,6 +69,8 @@ export interface ExplanationReader {
   /** Data-set index of every row (0 … N − 1 when the file has no `index`). */
   readonly indices: readonly number[];
   readRows(start: number, count: number): ExplanationRows;
+  /** The ground-truth label of every row (only the small `/target` dataset is read). */
+  readTargets(): Int32Array;
   close(): void;
 }
 
@@ -385,6 +387,11 @@ export async function readExplanations(
           target: Int32Array.from(toNumberArray(layout.target.ds.slice([range]))),
           index: indices.slice(start, start + count),
         }));
+      },
+      readTargets(): Int32Array {
+        if (closed) throw new Error(`${file}: explanation file is closed`);
+        if (n === 0) return new Int32Array(0);
+        return h5call(file, 'reading /target', () => Int32Array.from(toNumberArray(layout.target.ds.value)));
       },
       close(): void {
         if (!closed) closeQuietly(f);

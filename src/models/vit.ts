@@ -4,7 +4,7 @@ import { cloneRule, poolRule, productRule, productTransposedRule, zBoxRule } fro
 import type { RuleSet } from '../rules/types.js';
 import { setSignedCaching } from './linear.js';
 import { type Geometry, geometry, type VitConfig } from './vit-config.js';
-import { lnParams, type VitWeights } from './vit-weights.js';
+import { lnParams, type VitBlockWeights, type VitWeights } from './vit-weights.js';
 
 /**
  * ViT / DeiT (timm layout, pre-norm blocks; docs/methods.md#the-vit-model), written once for every method:
@@ -84,8 +84,42 @@ export class VisionTransformer {
 
   /** input: normalised [B, C, H, W]. Must be called inside tf.tidy (or its trace disposed by the caller). */
   forward(input: tf.Tensor4D): VitTrace {
+    const { B, patches, tokens, x: x0 } = this.embed(input);
+    let x = x0;
+    const blocks: BlockTrace[] = [];
+    for (const bw of this.weights.blocks) {
+      const inp = x;
+      const { out, ...rest } = this.block(bw, inp, B);
+      blocks.push({ x: inp, ...rest });
+      x = out;
+    }
+    return { batch: B, input, patches, tokens, blocks, out: x };
+  }
+
+  /**
+   * The logits of `head(forward(input), eps)`, computed by the same operations in the same order (so the
+   * same numbers), without keeping the trace: each block's intermediates are freed once the next block has
+   * its input, so a batch needs the memory of one block, not of all of them. For classifier-only passes
+   * (the perturbation test): with the trace, a ViT-B/16 batch of 16 holds ≈ 2.4 GB of intermediates and
+   * overruns the wasm heap.
+   */
+  logits(input: tf.Tensor4D, eps: number): tf.Tensor2D {
+    return tf.tidy(() => {
+      const { B, x: x0 } = this.embed(input);
+      let x = x0;
+      for (const bw of this.weights.blocks) {
+        const { out, products, ...rest } = this.block(bw, x, B);
+        tf.dispose([...Object.values(rest), ...Object.values(products), x]);
+        x = out;
+      }
+      const pooled = layerNorm(this.clsRows(x, B), lnParams(this.weights.norm, eps));
+      return this.weights.head.forward(pooled);
+    });
+  }
+
+  /** Patch embedding, CLS token and position embedding: the tokens [B·N, D] the first block takes. */
+  private embed(input: tf.Tensor4D): { B: number; patches: VitTrace['patches']; tokens: tf.Tensor3D; x: tf.Tensor2D } {
     const c = this.config;
-    const { numTokens: N, headDim: d } = this.geo;
     const [B, C, H, W] = input.shape;
     if (C !== c.in_chans || H !== c.img_size || W !== c.img_size) {
       throw new Error(
@@ -93,42 +127,42 @@ export class VisionTransformer {
       );
     }
     const D = c.embed_dim;
-    const Hh = c.num_heads;
     const w = this.weights;
     const patches = im2col(input, c.patch_size);
     const emb = tf.reshape(w.patchEmbed.forward(patches), [B, this.geo.numPatches, D]);
     const cls = tf.tile(tf.reshape(w.clsToken, [1, 1, D]), [B, 1, 1]);
     const tokens = tf.concat([cls, emb], 1) as tf.Tensor3D;
-    let x = tf.reshape(tf.add(tokens, w.posEmbed), [B * N, D]) as tf.Tensor2D;
-    const blocks: BlockTrace[] = [];
-    for (const bw of w.blocks) {
-      const inp = x;
-      const block = tf.tidy(() => {
-        const n1 = layerNorm(inp, lnParams(bw.norm1, c.norm_eps));
-        const products = { qkv: bw.qkv.product(n1) } as BlockTrace['products'];
-        const qkv = withBias(products.qkv, bw.qkv.b);
-        const [q, k, v] = [0, 1, 2].map((part) =>
-          splitHeads(tf.slice(qkv, [0, part * D], [-1, D]) as tf.Tensor2D, B, Hh, N, d),
-        ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
-        const kT = tT(k);
-        const A = tf.softmax(tf.mul(bmm(q, kT), this.geo.scale)) as tf.Tensor3D;
-        const o = mergeHeads(bmm(A, v), B, Hh, N, d);
-        products.proj = bw.proj.product(o);
-        const a = withBias(products.proj, bw.proj.b);
-        const h1 = tf.add(inp, a) as tf.Tensor2D;
-        const n2 = layerNorm(h1, lnParams(bw.norm2, c.norm_eps));
-        products.fc1 = bw.fc1.product(n2);
-        const z1 = withBias(products.fc1, bw.fc1.b);
-        const g = gelu(z1);
-        products.fc2 = bw.fc2.product(g);
-        const m = withBias(products.fc2, bw.fc2.b);
-        return { n1, q, k, kT, v, A, o, a, products, h1, n2, z1, g, m, out: tf.add(h1, m) as tf.Tensor2D };
-      }) as unknown as Omit<BlockTrace, 'x'> & { out: tf.Tensor2D };
-      const { out, ...rest } = block;
-      blocks.push({ x: inp, ...rest });
-      x = out;
-    }
-    return { batch: B, input, patches, tokens, blocks, out: x };
+    const x = tf.reshape(tf.add(tokens, w.posEmbed), [B * this.geo.numTokens, D]) as tf.Tensor2D;
+    return { B, patches, tokens, x };
+  }
+
+  /** One transformer block on tokens `inp` [B·N, D]: its trace (what the relevance passes need) and output. */
+  private block(bw: VitBlockWeights, inp: tf.Tensor2D, B: number): Omit<BlockTrace, 'x'> & { out: tf.Tensor2D } {
+    const c = this.config;
+    const { numTokens: N, headDim: d } = this.geo;
+    const D = c.embed_dim;
+    const Hh = c.num_heads;
+    return tf.tidy(() => {
+      const n1 = layerNorm(inp, lnParams(bw.norm1, c.norm_eps));
+      const products = { qkv: bw.qkv.product(n1) } as BlockTrace['products'];
+      const qkv = withBias(products.qkv, bw.qkv.b);
+      const [q, k, v] = [0, 1, 2].map((part) =>
+        splitHeads(tf.slice(qkv, [0, part * D], [-1, D]) as tf.Tensor2D, B, Hh, N, d),
+      ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+      const kT = tT(k);
+      const A = tf.softmax(tf.mul(bmm(q, kT), this.geo.scale)) as tf.Tensor3D;
+      const o = mergeHeads(bmm(A, v), B, Hh, N, d);
+      products.proj = bw.proj.product(o);
+      const a = withBias(products.proj, bw.proj.b);
+      const h1 = tf.add(inp, a) as tf.Tensor2D;
+      const n2 = layerNorm(h1, lnParams(bw.norm2, c.norm_eps));
+      products.fc1 = bw.fc1.product(n2);
+      const z1 = withBias(products.fc1, bw.fc1.b);
+      const g = gelu(z1);
+      products.fc2 = bw.fc2.product(g);
+      const m = withBias(products.fc2, bw.fc2.b);
+      return { n1, q, k, kT, v, A, o, a, products, h1, n2, z1, g, m, out: tf.add(h1, m) as tf.Tensor2D };
+    }) as unknown as Omit<BlockTrace, 'x'> & { out: tf.Tensor2D };
   }
 
   /** Final LayerNorm (with the given eps) on the CLS token, then the classifier. */
