@@ -67,7 +67,10 @@ serveWorker<SpeedSetup, SpeedTask, SpeedResult>(async (setup) => {
     const add = (a: Float32Array) => hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
     const t0 = performance.now();
     if (task.methods === 'forward') {
-      add(tf.tidy(() => model.head(model.forward(input), cfg.final_norm_eps).logits.dataSync() as Float32Array));
+      // Read asynchronously: the webgpu backend cannot read a GPU buffer synchronously in Node.
+      const logits = tf.tidy(() => model.head(model.forward(input), cfg.final_norm_eps).logits);
+      add((await logits.data()) as Float32Array);
+      logits.dispose();
     } else {
       const ex = await explain(model, input, resolveMethods(task.methods));
       for (const l of ex.logits) add(l);

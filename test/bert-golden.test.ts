@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/engine/backend.js';
+import { type BackendChoice, initBackend } from '../src/engine/backend.js';
 import { FileFormatError, type StateDict } from '../src/formats/host-tensor.js';
 import { readSafetensors } from '../src/formats/safetensors.js';
 import { BertForSequenceClassification, type BertTrace } from '../src/models/bert.js';
@@ -58,7 +58,8 @@ const TOL = {
 };
 
 async function loadBert(dir: string[]): Promise<BertForSequenceClassification> {
-  await initBackend('auto');
+  // BENCH_BACKEND: the backend to hold to the goldens (default auto).
+  await initBackend((process.env.BENCH_BACKEND as BackendChoice | undefined) || 'auto');
   const cfg = readBertConfig(goldenPath(...dir, 'config.json'));
   const file = goldenPath(...dir, 'weights.safetensors');
   return new BertForSequenceClassification(cfg, bertWeightsFromStateDict(readSafetensors(file).tensors, cfg, file));

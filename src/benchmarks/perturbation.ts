@@ -185,13 +185,19 @@ export function perturbItemEvaluator(
 ): (item: PerturbItem) => Promise<PerturbItemResult> {
   const c = model.config;
   // The logits without the forward trace (model.logits): a batch needs one block's memory, not twelve.
-  const classify = (batch: Float32Array, b: number): Float32Array =>
-    tf.tidy(() => {
-      const x = tf.tensor4d(batch, [b, c.in_chans, c.img_size, c.img_size]);
-      return model.logits(x, c.final_norm_eps).dataSync() as Float32Array;
-    });
+  // Read asynchronously: the webgpu backend has no synchronous read in Node.
+  const classify = async (batch: Float32Array, b: number): Promise<Float32Array> => {
+    const logits = tf.tidy(() =>
+      model.logits(tf.tensor4d(batch, [b, c.in_chans, c.img_size, c.img_size]), c.final_norm_eps),
+    );
+    try {
+      return (await logits.data()) as Float32Array;
+    } finally {
+      logits.dispose();
+    }
+  };
   const normalize = (chw: Float32Array) => normalizeCHW(chw, c.mean, c.std);
-  const cleanPass = (images: Float32Array, b: number): Float32Array => {
+  const cleanPass = (images: Float32Array, b: number): Promise<Float32Array> => {
     const plane = images.length / b;
     const input = new Float32Array(images.length);
     for (let i = 0; i < b; i++) input.set(normalize(images.subarray(i * plane, (i + 1) * plane)), i * plane);
@@ -206,7 +212,7 @@ export function perturbItemEvaluator(
       checkLabels(input.file, rows.target, model);
       let clean = seen.find((s) => sameBytes(s.target, rows.target) && sameBytes(s.image, rows.image));
       if (!clean) {
-        clean = { image: rows.image, target: rows.target, logits: cleanPass(rows.image, rows.target.length) };
+        clean = { image: rows.image, target: rows.target, logits: await cleanPass(rows.image, rows.target.length) };
         seen.push(clean);
       }
       for (const setting of run.settings) {

@@ -47,9 +47,9 @@ export function withModelOptions<T>(y: Argv<T>) {
     })
     .option('backend', {
       choices: BACKEND_CHOICES,
-      default: 'auto' as BackendChoice,
+      default: (process.env.BENCH_BACKEND || 'auto') as BackendChoice,
       describe:
-        'TensorFlow.js backend; auto = native GPU package, then webgpu on a hardware GPU, then native CPU, then wasm, then cpu. webgpu: Dawn on a Vulkan driver (a software one only when asked for by name)',
+        'TensorFlow.js backend (default: $BENCH_BACKEND, else auto); auto = native GPU package, then webgpu on a hardware GPU, then native CPU, then wasm, then cpu. webgpu: Dawn on a Vulkan driver (a software one only when asked for by name)',
     });
 }
 
