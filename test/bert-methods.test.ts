@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { initBackend } from '../src/engine/backend.js';
+import { type BackendChoice, initBackend } from '../src/engine/backend.js';
 import { readSafetensors } from '../src/formats/safetensors.js';
 import { explainTokens } from '../src/methods/explain.js';
 import { findMethod } from '../src/methods/registry.js';
@@ -22,6 +22,8 @@ interface Meta {
  * class choice; backend wasm, the default here; the cpu backend in brackets) times about 3 (2.8–3.8):
  * transformer attribution from layer 0 5.2e-5 (4.2e-5), from layer 1 1.3e-5 (4.3e-6); partial LRP 1.8e-5 (6.6e-6);
  * full LRP 6.7e-5 (4.0e-5); GradCAM 1.8e-6 (7.9e-7); raw attention 4.2e-7 (1.6e-7); rollout 2.1e-7 (1.4e-7).
+ * On webgpu (lavapipe; test/golden-webgpu.test.ts) every error is at or below wasm's but the two ill-conditioned
+ * ones: transformer attribution from layer 0 1.68e-4 and full LRP 1.65e-4, bounded at 5e-4 (× 3.0) on every backend.
  */
 const CASES: { method: string; ref: string; startLayer?: number; perClass: boolean; tol: number }[] = [
   {
@@ -29,18 +31,19 @@ const CASES: { method: string; ref: string; startLayer?: number; perClass: boole
     ref: 'ours.generate_LRP.start_layer0',
     startLayer: 0,
     perClass: true,
-    tol: 1.5e-4,
+    tol: 5e-4,
   },
   { method: 'transformer_attribution', ref: 'ours.generate_LRP.start_layer1', perClass: true, tol: 4e-5 },
   { method: 'partial_lrp', ref: 'orig_lrp.generate_LRP_last_layer', perClass: true, tol: 6e-5 },
-  { method: 'lrp', ref: 'orig_lrp.generate_full_lrp', perClass: true, tol: 2e-4 },
+  { method: 'lrp', ref: 'orig_lrp.generate_full_lrp', perClass: true, tol: 5e-4 },
   { method: 'gradcam', ref: 'orig_lrp.generate_attn_gradcam', perClass: true, tol: 5e-6 },
   { method: 'raw_attention', ref: 'orig_lrp.generate_attn_last_layer', perClass: false, tol: 1.5e-6 },
   { method: 'rollout', ref: 'orig_lrp.generate_rollout.start_layer0', perClass: false, tol: 6e-7 },
 ];
 
 describe('BERT methods through the shared registry (golden bert/tiny_a)', async () => {
-  await initBackend('auto');
+  // BENCH_BACKEND: the backend to hold to the goldens (test/golden-webgpu.test.ts runs this file on webgpu).
+  await initBackend((process.env.BENCH_BACKEND as BackendChoice | undefined) || 'auto');
   const cfgFile = goldenPath('bert', 'tiny_a', 'config.json');
   const wFile = goldenPath('bert', 'tiny_a', 'weights.safetensors');
   const cfg = readBertConfig(cfgFile);
@@ -101,9 +104,12 @@ test('bench explain on BERT token ids: the golden per-token vectors through the 
   ]);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(readFileSync(json, 'utf8')) as {
+    backend: string;
     predicted: number;
     methods: Record<string, { raw: number[] }>;
   };
+  // The command ran on the backend this file is held to (BENCH_BACKEND, set by golden-webgpu.test.ts).
+  if (process.env.BENCH_BACKEND) assert.equal(out.backend, process.env.BENCH_BACKEND);
   const g = readGoldenTensors('bert', 'tiny_a', 'outputs.safetensors');
   assert.equal(out.predicted, 1);
   // The defaults are the reference's: transformer attribution from the last layer, rollout from layer 0.

@@ -31,8 +31,9 @@ interface GoldenSegImage {
  * the official run's per-image record (results.json → per_image), measured on wasm:
  * - rollout, raw_attention, gradcam, partial_lrp: every count equal; AP within 3.0e-6, threshold within 3.5e-6.
  *   Bounds: counts exact, 1e-5 for AP and threshold (measured × 2.8).
- * - transformer_attribution: counts within 2 pixels, AP within 5.4e-6, threshold within 9.7e-6. Bounds: 3 pixels
- *   (measured + 1), 2e-5 for AP and threshold (measured × 2).
+ * - transformer_attribution: counts within 2 pixels, AP within 5.4e-6, threshold within 9.7e-6; on webgpu (lavapipe,
+ *   golden-webgpu.test.ts) counts within 2 pixels, AP within 9.5e-6, threshold within 2.4e-5. Bounds, on every
+ *   backend: 3 pixels (measured + 1), 5e-5 for AP and threshold (the worst measured × 2.1).
  * - full LRP: its pixel maps crowd around their mean threshold and move by thousands of pixels per image with
  *   float32 rounding (the official float32 run is up to 2,236 foreground pixels from its float64 run): only
  *   the consistency of its rows is checked here, and its dataset-level numbers above.
@@ -82,7 +83,7 @@ function assertPerImageRows(csvText: string, s: SegSummary): void {
     ours.forEach((v, j) => {
       assert.ok(Math.abs(v - want[j]!) <= (ta ? 3 : 0), `${method} image ${n('index')}: counts ${ours} vs ${want}`);
     });
-    const bound = ta ? 2e-5 : 1e-5;
+    const bound = ta ? 5e-5 : 1e-5;
     assert.ok(Math.abs(n('ap') - ref.ap) <= bound, `${method} image ${n('index')}: AP ${n('ap')} vs ${ref.ap}`);
     assert.ok(Math.abs(n('threshold') - ref.threshold_mean) <= bound, `${method} image ${n('index')}: threshold`);
   }
@@ -100,16 +101,17 @@ describe('bench seg end to end against the official script (e2e/seg_S1)', () => 
   const dir = mkdtempSync(join(tmpdir(), 'bench-seg-'));
 
   /**
-   * Every method but full LRP: 5e-4 points. Measured on wasm: pixel accuracy and mIoU exact for the four
-   * well-conditioned methods, mAP within 3.8e-5; transformer attribution within 1.6e-4 (mIoU). Bound: the worst
-   * measured × 3.
+   * The four well-conditioned methods: pixel accuracy and mIoU exact, mAP within 3.8e-5 on wasm and 4.9e-5 on
+   * webgpu. Bound: 1.5e-4 points, the worst measured × 3. Transformer attribution: within 1.6e-4 (mIoU) on wasm, 5.5e-4 (mIoU; pixel accuracy 3.3e-4, mAP
+   * 1.7e-4) on webgpu (lavapipe, golden-webgpu.test.ts). Bound: 1e-3, the worst measured × 1.8.
    * Full LRP propagates relevance through every LRP-0 residual and product, which is ill-conditioned in float32
    * (golden/vit/README.md), and its pixel maps crowd around their mean threshold, so the foreground decision of
    * hundreds of pixels per image depends on float32 rounding: the reference's own float32 and float64 runs
-   * disagree by 1.25 points of pixel accuracy on these 6 images (58.34 against 57.09). Measured here: −0.168 pixel
-   * accuracy, −0.175 mIoU, +0.060 mAP against the official float32 run. Bound: 0.25 points (measured + 40 %).
+   * disagree by 1.25 points of pixel accuracy on these 6 images (58.34 against 57.09). Measured against the
+   * official float32 run: −0.168 pixel accuracy, −0.175 mIoU, +0.060 mAP on wasm; −0.474, −0.381, +0.078 on webgpu.
+   * Bound: 0.6 points (the worst measured + 27 %), half the reference's own float32-to-float64 gap.
    */
-  const tolerance = (method: string) => (method === 'lrp' ? 0.25 : 5e-4);
+  const tolerance = (method: string) => (method === 'lrp' ? 0.6 : method === 'transformer_attribution' ? 1e-3 : 1.5e-4);
 
   test("every method in one pass: pixel accuracy, mIoU and mAP as the reference's, and the files behind them", () => {
     const json = join(dir, 'all.json');
