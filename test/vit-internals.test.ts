@@ -169,13 +169,16 @@ describe('ViT intermediates against the reference (S1)', async () => {
       // The three references differ, so each start layer is told apart from its neighbours.
       assert.ok(maxAbsDiff(maps[0]!, maps[1]!) > 1e-3 * maxAbs(maps[1]!), 'start 0 and 1 differ');
       assert.ok(maxAbsDiff(maps[1]!, maps[2]!) > 1e-3 * maxAbs(maps[1]!), 'start 1 and 2 differ');
-      assert.throws(() => explain(model, x, [ta], { startLayer: 3 }), /out of range: the model has 3 blocks/);
+      await assert.rejects(explain(model, x, [ta], { startLayer: 3 }), /out of range: the model has 3 blocks/);
     }
   });
 
-  test('class out of range is a clear error', () => {
+  test('class out of range is a clear error', async () => {
     const x = inputTensor(readGoldenTensors('vit', 'S1', 'case-smooth.safetensors'));
-    assert.throws(() => explain(model, x, [ta], { classes: 10 }), /class 10 is out of range: the model has 10 classes/);
+    await assert.rejects(
+      explain(model, x, [ta], { classes: 10 }),
+      /class 10 is out of range: the model has 10 classes/,
+    );
   });
 });
 
