@@ -303,16 +303,16 @@ export function flatness(samples: Sample[], pick: (s: Sample) => number | null, 
   return { from: a.images, to: b.images, start, end, max, endGrowthPercent: pct(end), maxGrowthPercent: pct(max) };
 }
 
-/** Images/s after warm-up: first half of the samples against the second half (a drift shows as a ratio ≠ 1). */
+/** Items/s after warm-up: the first half of the intervals against the second half (a drift shows as a ratio ≠ 1). */
 export function throughput(samples: Sample[], warmup: number) {
   const rates = samples
     .filter((s) => s.images > warmup && s.imagesPerSecond !== null)
     .map((s) => s.imagesPerSecond as number);
-  if (rates.length < 2) return null;
+  if (rates.length === 0) return null;
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const h = Math.floor(rates.length / 2);
+  const h = Math.max(1, Math.floor(rates.length / 2));
   const first = mean(rates.slice(0, h));
-  const second = mean(rates.slice(h));
+  const second = rates.length > 1 ? mean(rates.slice(h)) : first;
   return {
     mean: round(mean(rates), 3),
     min: round(Math.min(...rates), 3),
