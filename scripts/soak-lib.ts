@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import type * as vl from 'vega-lite';
 import { writeGtsegsMat } from '../src/datasets/gtsegs-writer.js';
@@ -141,12 +142,29 @@ export interface Sample {
   imagesPerSecond: number | null;
   /** Seconds since the child's first sample. */
   elapsedS: number;
+  /** CPU seconds (user + system) the command had used, from /proc/<pid>/stat; null without /proc. */
+  cpuS: number | null;
+  /** Items per CPU second since the previous sample: throughput that other load on the machine does not move. */
+  imagesPerCpuSecond: number | null;
+  /** The host's 1-minute load average when the sample arrived. */
+  load1: number;
 }
 
 function procRssBytes(pid: number): number | undefined {
   try {
     const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** utime + stime of a process in seconds (fields 14 and 15 of /proc/<pid>/stat, in clock ticks of 1/100 s). */
+function procCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return undefined;
   }
@@ -203,11 +221,21 @@ export function runSampled(
       const pid = child.pid ?? -1;
       const rss = procRssBytes(pid) ?? s.rssBytes;
       const fds = procFds(pid) ?? s.openFds;
+      const cpu = procCpuSeconds(pid) ?? null;
       first ??= s;
       let rate: number | null = null;
-      if (prev && s.images > prev.images) rate = (s.images - prev.images) / ((s.ms - prev.ms) / 1000);
-      // A repeated count (the final sample right after a regular one) replaces that sample and keeps its rate.
-      else if (prev && s.images === prev.images) rate = samples.pop()?.imagesPerSecond ?? null;
+      let cpuRate: number | null = null;
+      const before = samples.at(-1);
+      if (prev && s.images > prev.images) {
+        rate = (s.images - prev.images) / ((s.ms - prev.ms) / 1000);
+        if (cpu !== null && before?.cpuS != null && cpu > before.cpuS)
+          cpuRate = (s.images - prev.images) / (cpu - before.cpuS);
+      } else if (prev && s.images === prev.images) {
+        // A repeated count (the final sample right after a regular one) replaces that sample and keeps its rates.
+        samples.pop();
+        rate = before?.imagesPerSecond ?? null;
+        cpuRate = before?.imagesPerCpuSecond ?? null;
+      }
       const sample: Sample = {
         command,
         images: s.images,
@@ -218,6 +246,9 @@ export function runSampled(
         openFds: fds,
         imagesPerSecond: rate === null ? null : round(rate, 3),
         elapsedS: round((s.ms - first.ms) / 1000),
+        cpuS: cpu,
+        imagesPerCpuSecond: cpuRate === null ? null : round(cpuRate, 3),
+        load1: round(loadavg()[0]!),
       };
       samples.push(sample);
       prev = s;
@@ -304,10 +335,12 @@ export function flatness(samples: Sample[], pick: (s: Sample) => number | null, 
 }
 
 /** Items/s after warm-up: the first half of the intervals against the second half (a drift shows as a ratio ≠ 1). */
-export function throughput(samples: Sample[], warmup: number) {
-  const rates = samples
-    .filter((s) => s.images > warmup && s.imagesPerSecond !== null)
-    .map((s) => s.imagesPerSecond as number);
+export function throughput(
+  samples: Sample[],
+  warmup: number,
+  pick: (s: Sample) => number | null = (s) => s.imagesPerSecond,
+) {
+  const rates = samples.filter((s) => s.images > warmup && pick(s) !== null).map((s) => pick(s) as number);
   if (rates.length === 0) return null;
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const h = Math.max(1, Math.floor(rates.length / 2));
@@ -331,6 +364,7 @@ export async function writeSoakPlot(base: string, samples: Sample[], title: stri
     ['V8 heap used (MiB)', (s) => s.jsHeapMiB],
     ['open file descriptors', (s) => s.openFds],
     ['images/s', (s) => s.imagesPerSecond],
+    ['images per CPU second', (s) => s.imagesPerCpuSecond],
   ];
   const values = samples.flatMap((s) =>
     metrics.flatMap(([metric, pick]) => {
@@ -350,7 +384,7 @@ export async function writeSoakPlot(base: string, samples: Sample[], title: stri
       mark: { type: 'line', point: { size: 12 } },
       encoding: {
         x: { field: 'images', type: 'quantitative', title: 'items done (perturb: images × settings)' },
-        y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
+        y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false }, axis: { format: '~r' } },
         color: { field: 'command', type: 'nominal', title: 'command' },
       },
     },

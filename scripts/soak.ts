@@ -197,6 +197,7 @@ for (const command of order) {
     tfTensors: flatness(run.samples, (s) => s.tfTensors, argv.warmup),
     openFds: flatness(run.samples, (s) => s.openFds, argv.warmup),
     imagesPerSecond: throughput(run.samples, argv.warmup),
+    imagesPerCpuSecond: throughput(run.samples, argv.warmup, (s) => s.imagesPerCpuSecond),
   };
   log(
     `${command}: ${seen} items in ${run.seconds.toFixed(0)} s; summary counts ${countsMatch ? 'match' : 'DO NOT match'} (${perEntry} images)`,
