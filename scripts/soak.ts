@@ -156,6 +156,34 @@ const argsFor: Record<SoakCommand, () => string[]> = {
   perturb: () => ['--vis-dir', outDirs.visualize, '--out', outDirs.perturb, ...perturbFlags, '--quiet'],
 };
 
+/** The soak JSON; written after each command (finished: false) so that an interrupted run keeps what it measured. */
+function makeReport(finished: boolean) {
+  return {
+    date: started.toISOString(),
+    host: {
+      cpus: cpus().length,
+      cpu: cpus()[0]?.model ?? 'unknown',
+      node: process.version,
+      loadavgStart: load0.map((x) => Math.round(x * 100) / 100),
+      loadavgEnd: loadavg().map((x) => Math.round(x * 100) / 100),
+    },
+    options: {
+      quick: argv.quick,
+      segImages,
+      valImages,
+      method,
+      perturbTests,
+      every: argv.every,
+      warmup: argv.warmup,
+      commands: order,
+    },
+    data,
+    commands: results,
+    samples: all.flatMap((r) => r.samples),
+    finished,
+  };
+}
+
 const results: Record<string, unknown> = {};
 const all: CommandRun[] = [];
 let ok = true;
@@ -199,34 +227,14 @@ for (const command of order) {
     imagesPerSecond: throughput(run.samples, argv.warmup),
     imagesPerCpuSecond: throughput(run.samples, argv.warmup, (s) => s.imagesPerCpuSecond),
   };
+  mkdirSync(dirname(outFile), { recursive: true });
+  writeJsonAtomic(outFile, makeReport(false));
   log(
     `${command}: ${seen} items in ${run.seconds.toFixed(0)} s; summary counts ${countsMatch ? 'match' : 'DO NOT match'} (${perEntry} images)`,
   );
 }
 
-const report = {
-  date: started.toISOString(),
-  host: {
-    cpus: cpus().length,
-    cpu: cpus()[0]?.model ?? 'unknown',
-    node: process.version,
-    loadavgStart: load0.map((x) => Math.round(x * 100) / 100),
-    loadavgEnd: loadavg().map((x) => Math.round(x * 100) / 100),
-  },
-  options: {
-    quick: argv.quick,
-    segImages,
-    valImages,
-    method,
-    perturbTests,
-    every: argv.every,
-    warmup: argv.warmup,
-    commands: order,
-  },
-  data,
-  commands: results,
-  samples: all.flatMap((r) => r.samples),
-};
+const report = makeReport(true);
 mkdirSync(dirname(outFile), { recursive: true });
 writeJsonAtomic(outFile, report);
 if (argv.json) writeJsonAtomic(resolve(argv.json), report);
