@@ -149,7 +149,7 @@ function assertFlat(command: string): void {
 // Found by this soak (2026-12-02, results/soak/README.md): explaining with transformer_attribution grows the wasm heap
 // by ≈ 0.25–0.55 MiB per image while the tensor count and tf.memory().numBytes stay constant, so something outside
 // TensorFlow.js' tensor accounting is kept per call. Reproduced with one input repeated; forward, raw_attention,
-// rollout, gradcam and lrp stay flat. seg and visualize with this method fail the 5 % bound until it is fixed (todo,
+// rollout, gradcam, lrp and partial_lrp stay flat; the relevance pass with the 'ours' rules alone grows it. seg and visualize with this method fail the 5 % bound until it is fixed (todo,
 // so npm test stays green; remove the todo when the fix lands).
 const TA_HEAP_LEAK = 'transformer_attribution grows the wasm heap ≈ 0.25–0.55 MiB per image (results/soak/README.md)';
 
