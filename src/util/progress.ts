@@ -1,4 +1,5 @@
 import cliProgress from 'cli-progress';
+import { SoakSampler } from './soak-sample.js';
 
 /**
  * A progress bar with items/s and ETA on a terminal, and plain periodic lines when stderr is not a TTY
@@ -8,6 +9,8 @@ export class Progress {
   private readonly bar: cliProgress.SingleBar;
   private readonly start = Date.now();
   private readonly startValue: number;
+  /** BENCH_SOAK_SAMPLE telemetry (soak-sample.ts); undefined when the variable is unset. */
+  private readonly sampler: SoakSampler | undefined;
 
   constructor(
     readonly label: string,
@@ -29,15 +32,18 @@ export class Progress {
       cliProgress.Presets.shades_classic,
     );
     if (!quiet) this.bar.start(total, startValue, { rate: '-', info: '' });
+    this.sampler = SoakSampler.fromEnv(label, total, startValue);
   }
 
   update(value: number, info = ''): void {
     const secs = (Date.now() - this.start) / 1000;
     const rate = secs > 0 ? ((value - this.startValue) / secs).toFixed(2) : '-';
     this.bar.update(value, { rate, info });
+    this.sampler?.update(value);
   }
 
   stop(): void {
     this.bar.stop();
+    this.sampler?.stop();
   }
 }
