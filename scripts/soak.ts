@@ -124,22 +124,16 @@ const data: Record<string, unknown> = {};
 let segFile: string | undefined;
 let valRoot: string | undefined;
 try {
-  if (order.includes('seg')) {
-    const r = await synthesiseSegMat(join(work, 'data'), segImages, log);
+  /** Logs and records one synthesised data set; returns its path. */
+  const made = (key: 'seg' | 'val', r: { path: string; bytes: number; cached: boolean; seconds: number }): string => {
     log(
-      `seg data: ${r.path} (${(r.bytes / 2 ** 20).toFixed(1)} MiB${r.cached ? ', cached' : `, made in ${r.seconds.toFixed(0)} s`})`,
+      `${key} data: ${r.path} (${(r.bytes / 2 ** 20).toFixed(1)} MiB${r.cached ? ', cached' : `, made in ${r.seconds.toFixed(0)} s`})`,
     );
-    data.seg = { ...r, path: relative(ROOT, r.path) };
-    segFile = r.path;
-  }
-  if (order.includes('visualize')) {
-    const r = await synthesiseValFolder(join(work, 'data'), valImages, log);
-    log(
-      `val data: ${r.path} (${(r.bytes / 2 ** 20).toFixed(1)} MiB${r.cached ? ', cached' : `, made in ${r.seconds.toFixed(0)} s`})`,
-    );
-    data.val = { ...r, path: relative(ROOT, r.path) };
-    valRoot = r.path;
-  }
+    data[key] = { ...r, path: relative(ROOT, r.path) };
+    return r.path;
+  };
+  if (order.includes('seg')) segFile = made('seg', await synthesiseSegMat(join(work, 'data'), segImages, log));
+  if (order.includes('visualize')) valRoot = made('val', await synthesiseValFolder(join(work, 'data'), valImages, log));
 } catch (e) {
   fail(`synthesising the data: ${(e as Error).message}`);
 }

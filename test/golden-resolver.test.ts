@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { runTestFile as runChild } from './helpers/child-test.js';
 import { goldenPath } from './helpers/golden.js';
 
 /**
@@ -11,15 +11,7 @@ import { goldenPath } from './helpers/golden.js';
  * config with no cases, makes the golden test files fail. Each file runs in its own test runner, with
  * BENCH_GOLDEN pointing at the broken folder.
  */
-function runTestFile(file: string, golden: string) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', resolve(import.meta.dirname, file)], {
-    encoding: 'utf8',
-    // Without NODE_TEST_CONTEXT, which would make the child runner defer to this one and run nothing.
-    env: { ...process.env, NODE_TEST_CONTEXT: undefined, BENCH_GOLDEN: golden },
-    timeout: 300_000,
-  });
-  return { code: r.status, out: `${r.stdout}\n${r.stderr}` };
-}
+const runTestFile = (file: string, golden: string) => runChild(file, { BENCH_GOLDEN: golden });
 
 describe('a missing or empty golden folder fails the golden tests', () => {
   const root = mkdtempSync(join(tmpdir(), 'bench-golden-'));

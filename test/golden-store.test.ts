@@ -4,25 +4,16 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
-import { readSafetensors } from '../src/formats/safetensors.js';
+import { encodeSafetensors, readSafetensors } from '../src/formats/safetensors.js';
 import { readManifest, STORE, sha256, unpackGolden } from './helpers/golden-store.js';
 
 /** A small safetensors file (F32 tensors, in the given order) with header metadata. */
-function safetensors(tensors: [string, number[]][]): Buffer {
-  const header: Record<string, unknown> = { __metadata__: { made_by: 'test' } };
-  const parts: Buffer[] = [];
-  let off = 0;
-  for (const [name, values] of tensors) {
-    const b = Buffer.from(new Float32Array(values).buffer);
-    header[name] = { dtype: 'F32', shape: [values.length], data_offsets: [off, off + b.length] };
-    parts.push(b);
-    off += b.length;
-  }
-  const json = Buffer.from(JSON.stringify(header));
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-  return Buffer.concat([len, json, ...parts]);
-}
+const safetensors = (tensors: [string, number[]][]): Buffer =>
+  Buffer.from(
+    encodeSafetensors(new Map(tensors.map(([n, v]) => [n, { shape: [v.length], data: Float32Array.from(v) }])), {
+      made_by: 'test',
+    }),
+  );
 
 const SYNC = resolve(import.meta.dirname, '../scripts/golden-sync.ts');
 const sync = (...args: string[]) =>

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { resolve } from 'node:path';
 import { test } from 'node:test';
+import { runTestFile } from './helpers/child-test.js';
 import { webgpuSkip } from './helpers/webgpu.js';
 
 /**
@@ -14,14 +13,8 @@ const skip = await webgpuSkip();
 
 for (const file of ['bert-methods.test.ts', 'seg-e2e.test.ts']) {
   test(`${file} on webgpu`, { skip, timeout: 900_000 }, () => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', resolve(import.meta.dirname, file)], {
-      encoding: 'utf8',
-      // Without NODE_TEST_CONTEXT, which would make the child runner defer to this one and run nothing.
-      env: { ...process.env, NODE_TEST_CONTEXT: undefined, BENCH_BACKEND: 'webgpu' },
-      timeout: 900_000,
-    });
-    const out = `${r.stdout}\n${r.stderr}`;
-    assert.equal(r.status, 0, out.slice(-6000));
+    const { code, out } = runTestFile(file, { BENCH_BACKEND: 'webgpu' }, 900_000);
+    assert.equal(code, 0, out.slice(-6000));
     assert.match(out, /^# pass [1-9]\d*$/m);
     assert.match(out, /^# fail 0$/m);
     assert.match(out, /^# skipped 0$/m);

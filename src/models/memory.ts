@@ -94,6 +94,12 @@ export interface GpuLimits {
   maxBufferSize: number;
 }
 
+/** The largest of (element count, description) candidates, in float32 bytes. */
+function largest(candidates: [number, string][]): { bytes: number; what: string } {
+  const [n, what] = candidates.reduce((a, b) => (b[0] > a[0] ? b : a));
+  return { bytes: F32 * n, what };
+}
+
 /** The largest single tensor a ViT pass holds for one image (bytes) and what it is. */
 export function largestVitTensor(c: VitConfig): { bytes: number; what: string } {
   const g = geometry(c);
@@ -107,8 +113,7 @@ export function largestVitTensor(c: VitConfig): { bytes: number; what: string } 
     [N * g.mlpHidden, `one block's MLP activation (${N}×${g.mlpHidden})`],
     [c.in_chans * c.img_size ** 2, `the image (${c.in_chans}×${c.img_size}×${c.img_size})`],
   ];
-  const [n, what] = candidates.reduce((a, b) => (b[0] > a[0] ? b : a));
-  return { bytes: F32 * n, what };
+  return largest(candidates);
 }
 
 /** The largest single tensor a BERT pass holds for one sequence of the longest length (bytes) and what it is. */
@@ -121,8 +126,7 @@ export function largestBertTensor(c: BertConfig): { bytes: number; what: string 
     [c.num_attention_heads * L * L, `one layer's attention at ${L} tokens (${c.num_attention_heads}×${L}×${L})`],
     [L * c.intermediate_size, `one layer's intermediate activation at ${L} tokens`],
   ];
-  const [n, what] = candidates.reduce((a, b) => (b[0] > a[0] ? b : a));
-  return { bytes: F32 * n, what };
+  return largest(candidates);
 }
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;

@@ -55,13 +55,18 @@ export interface Manifest {
 
 export const sha256 = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex');
 
-export function readManifest(store = STORE): Manifest {
+/** The manifest's bytes; a missing manifest fails naming it. */
+function manifestBytes(store: string): Buffer {
   const file = join(store, 'manifest.json');
   if (!existsSync(file))
     throw new Error(
       `golden file missing: ${file} (the in-repository golden copy; or set BENCH_GOLDEN to a golden folder)`,
     );
-  return JSON.parse(readFileSync(file, 'utf8')) as Manifest;
+  return readFileSync(file);
+}
+
+export function readManifest(store = STORE): Manifest {
+  return JSON.parse(manifestBytes(store).toString('utf8')) as Manifest;
 }
 
 /** The bundle's file under the store. */
@@ -73,8 +78,8 @@ export const bundleFile = (store: string, name: string): string => join(store, '
  * once: each unpacks into a folder of its own and renames it into place; the first rename wins.
  */
 export function unpackGolden(store = STORE): string {
-  const manifest = readManifest(store);
-  const manifestText = readFileSync(join(store, 'manifest.json'));
+  const manifestText = manifestBytes(store);
+  const manifest = JSON.parse(manifestText.toString('utf8')) as Manifest;
   const target = join(store, '.cache', sha256(manifestText).slice(0, 16));
   if (existsSync(join(target, '.complete'))) return target;
   const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
