@@ -236,12 +236,55 @@ describe('writing', () => {
     r.close();
   });
 
-  test('open() trims rows an interrupted append left incomplete (datasets longer than index)', async () => {
+  test('rows past the committed count are never read, and open() trims them', async () => {
+    // What a kill in the middle of an append's first flush can leave on disk: the datasets' new lengths, with
+    // chunks never written (they read as the fill value, so /index would hold 0 twice), and /rows not yet raised.
     const file = path.join(tmp, 'interrupted.hdf5');
     const w = await ExplanationWriter.create(file, { height: H, width: W });
     w.append([row(0), row(1)]);
     w.close();
     const f = new h5wasm.File(file, 'a');
+    (f.get('vis') as Dataset).resize([3, 1, H, W]);
+    (f.get('image') as Dataset).resize([3, 3, H, W]);
+    (f.get('index') as Dataset).resize([3]);
+    f.close();
+    const r0 = await readExplanations(file);
+    assert.equal(r0.rows, 2);
+    assert.deepEqual(r0.indices, [0, 1]);
+    assert.deepEqual([...r0.readTargets()], [row(0).target, row(1).target]);
+    r0.close();
+    const w2 = await ExplanationWriter.open(file);
+    assert.equal(w2.rows, 2);
+    assert.match(
+      w2.repaired ?? '',
+      /trimmed to the 2 complete rows \(lengths were vis 3, image 3, target 2, index 3\)/,
+    );
+    w2.append([row(2)]);
+    w2.close();
+    const r = await readExplanations(file);
+    assert.equal(r.rows, 3);
+    assertRows(file, r.readRows(0, 3), [0, 1, 2]);
+    r.close();
+  });
+
+  test('a file written before /rows existed: index is the commit; open() trims to it and adds /rows', async () => {
+    // The earlier writer's layout, two rows, then a third cut short before its index was written.
+    const file = path.join(tmp, 'no-rows.hdf5');
+    const rows = [row(0), row(1)];
+    const f = new h5wasm.File(file, 'w');
+    const grow = (name: string, data: Float32Array | Int32Array | BigInt64Array, shape: number[], dtype: string) =>
+      f.create_dataset({
+        name,
+        data,
+        shape,
+        dtype,
+        maxshape: [null, ...shape.slice(1)],
+        chunks: [1, ...shape.slice(1)],
+      });
+    grow('vis', Float32Array.from(rows.flatMap((r) => [...r.vis])), [2, 1, H, W], '<f');
+    grow('image', Float32Array.from(rows.flatMap((r) => [...r.image])), [2, 3, H, W], '<f');
+    grow('target', Int32Array.from(rows.map((r) => r.target)), [2], '<i');
+    grow('index', BigInt64Array.of(0n, 1n), [2], '<q');
     (f.get('vis') as Dataset).resize([3, 1, H, W]);
     (f.get('image') as Dataset).resize([3, 3, H, W]);
     f.close();
@@ -254,6 +297,26 @@ describe('writing', () => {
     const r = await readExplanations(file);
     assertRows(file, r.readRows(0, 3), [0, 1, 2]);
     r.close();
+    const g = new h5wasm.File(file, 'r');
+    assert.deepEqual([...((g.get('rows') as Dataset).value as BigInt64Array)], [3n]);
+    g.close();
+  });
+
+  test('/rows larger than the datasets, or not a count, is refused', async () => {
+    const file = path.join(tmp, 'rows-too-big.hdf5');
+    const w = await ExplanationWriter.create(file, { height: H, width: W });
+    w.append([row(0)]);
+    w.close();
+    const f = new h5wasm.File(file, 'a');
+    (f.get('rows') as Dataset).write_slice([[0, 1]], BigInt64Array.of(5n));
+    f.close();
+    const msg = /\/rows says 5 complete rows, but the datasets hold fewer \(vis 1, image 1, target 1, index 1\)/;
+    await rejectsFormat(() => readExplanations(file), msg);
+    await rejectsFormat(() => ExplanationWriter.open(file), msg);
+    const g = new h5wasm.File(file, 'a');
+    (g.get('rows') as Dataset).write_slice([[0, 1]], BigInt64Array.of(-1n));
+    g.close();
+    await rejectsFormat(() => readExplanations(file), /\/rows holds -1, not a row count/);
   });
 
   test('openOrRecover() rebuilds a file a killed flush left unreadable, keeping every row still readable', async () => {

@@ -8,12 +8,16 @@
  * | `image`  | (N, 3, H, W)   | float32 | (1, 1, 56, 56) @224   | gzip 4 | (None, 3, H, W)     |
  * | `target` | (N,)           | int32   | (1,)                  | gzip 4 | (None,)             |
  * | `index`  | (N,)           | int64   | (1,)                  | gzip 4 | (None,)             |
+ * | `rows`   | (1,)           | int64   | contiguous            | none   | (1,)                |
  *
  * Chunk shapes are computed with h5py's `guess_chunk` algorithm for the shape the reference creates the dataset with
  * ((1, C, H, W) and (1,)), so other image sizes get what h5py would give them. The fill value is the HDF5 default, 0.
  * `index` is ours: the data-set index of each row (h5py readers such as `ImagenetResults` ignore it). It lets shard
- * files written on several machines be merged (`mergeExplanationFiles`) and is written last in every append, so its
- * length is the number of complete rows. Run metadata (method, vis_class, model, version, …) are attributes on the
+ * files written on several machines be merged (`mergeExplanationFiles`). `rows` is ours too: the number of complete
+ * rows, the commit of every append. An append grows and writes the four datasets and flushes; only then is `rows`
+ * overwritten (eight bytes in place) and flushed again. HDF5 writes a flush's metadata in no fixed order, so a kill
+ * mid-flush can leave a dataset's new length on disk without its new chunk (which then reads as the fill value, 0);
+ * rows past `rows` are never trusted, and a resumed writer trims them. Run metadata (method, vis_class, model, version, …) are attributes on the
  * root group (strings are variable-length UTF-8, as h5py writes them).
  *
  * Files are written with HDF5 format bounds ('earliest', 'v110'), the bounds h5py 3.x uses by default, so HDF5 1.10
@@ -27,6 +31,9 @@ import { locateHdf5, quietly, summariseDiag } from '../datasets/gtsegs.js';
 import { FileFormatError, shapeString } from './host-tensor.js';
 
 type H5File = InstanceType<typeof h5wasm.File>;
+
+/** The dataset holding the number of complete rows (see the top of this file). */
+const ROWS = 'rows';
 
 export type ExplAttrValue = string | number | number[] | string[];
 export type ExplAttrs = Record<string, ExplAttrValue>;
@@ -209,6 +216,8 @@ interface Layout {
   image: DsInfo;
   target: DsInfo;
   index: DsInfo | null;
+  /** The commit count (files written before it existed, and the official script's, have none). */
+  rows: DsInfo | null;
   height: number;
   width: number;
 }
@@ -240,6 +249,7 @@ function inspectLayout(file: string, f: H5File): Layout {
   const image = dataset(file, f, names, 'image', true)!;
   const target = dataset(file, f, names, 'target', true)!;
   const index = dataset(file, f, names, 'index', false);
+  const rows = dataset(file, f, names, ROWS, false);
   if (vis.type !== H5T_FLOAT || vis.shape.length !== 4 || vis.shape[1] !== 1) {
     throw new FileFormatError(file, `/vis is ${describe(vis)}; ${LAYOUT}`);
   }
@@ -259,7 +269,36 @@ function inspectLayout(file: string, f: H5File): Layout {
   if (index && (index.type !== H5T_INTEGER || index.shape.length !== 1)) {
     throw new FileFormatError(file, `/index is ${describe(index)}, expected (N,) integers (data-set indices)`);
   }
-  return { vis, image, target, index, height, width };
+  if (rows && (rows.type !== H5T_INTEGER || rows.shape.length !== 1 || rows.shape[0] !== 1)) {
+    throw new FileFormatError(file, `/${ROWS} is ${describe(rows)}, expected (1,) integer (the complete rows)`);
+  }
+  if (rows && !index) throw new FileFormatError(file, `/${ROWS} is present but /index is not`);
+  return { vis, image, target, index, rows, height, width };
+}
+
+/**
+ * The number of complete rows: `rows` when the file has it (checked against the datasets, which may be longer: an
+ * append that did not commit), else the common length, which must then be the same for every dataset.
+ */
+function completeRows(file: string, l: Layout): { n: number; longer: boolean } {
+  const data = [l.vis, l.image, l.target, ...(l.index ? [l.index] : [])];
+  if (l.rows) {
+    const n = Number(h5call(file, `reading /${ROWS}`, () => toNumberArray(l.rows!.ds.value))[0]);
+    if (!Number.isSafeInteger(n) || n < 0) throw new FileFormatError(file, `/${ROWS} holds ${n}, not a row count`);
+    if (data.some((d) => d.shape[0]! < n)) {
+      throw new FileFormatError(file, `/${ROWS} says ${n} complete rows, but the datasets hold fewer (${lengths(l)})`);
+    }
+    return { n, longer: data.some((d) => d.shape[0]! > n) };
+  }
+  const n = l.target.shape[0]!;
+  if (data.some((d) => d.shape[0] !== n)) {
+    throw new FileFormatError(
+      file,
+      `datasets of different lengths (${lengths(l)}); each must hold one row per image. ` +
+        'A writer interrupted mid-append leaves this: ExplanationWriter.open() trims the incomplete rows',
+    );
+  }
+  return { n, longer: false };
 }
 
 function lengths(l: Layout): string {
@@ -342,14 +381,8 @@ export async function readExplanations(
   const f = await openExisting(file, 'r');
   try {
     const layout = h5call(file, 'reading the file structure', () => inspectLayout(file, f));
-    const n = layout.target.shape[0]!;
-    if ([layout.vis, layout.image, layout.index].some((d) => d && d.shape[0] !== n)) {
-      throw new FileFormatError(
-        file,
-        `datasets of different lengths (${lengths(layout)}); each must hold one row per image. ` +
-          'A writer interrupted mid-append leaves this: ExplanationWriter.open() trims the incomplete rows',
-      );
-    }
+    // Rows past the committed count (an append cut short) are not read.
+    const { n } = completeRows(file, layout);
     const { height, width } = layout;
     if (opts.size && (opts.size.height !== height || opts.size.width !== width)) {
       throw new FileFormatError(
@@ -359,7 +392,9 @@ export async function readExplanations(
     }
     const attrs = h5call(file, 'reading attributes', () => readAttrs(f));
     const indices = layout.index
-      ? h5call(file, 'reading /index', () => toNumberArray(layout.index!.ds.value))
+      ? n === 0
+        ? []
+        : h5call(file, 'reading /index', () => toNumberArray(layout.index!.ds.slice([[0, n]])))
       : Array.from({ length: n }, (_, i) => i);
     if (indices.length !== n) throw new FileFormatError(file, `/index: read ${indices.length} values, expected ${n}`);
     let closed = false;
@@ -391,7 +426,7 @@ export async function readExplanations(
       readTargets(): Int32Array {
         if (closed) throw new Error(`${file}: explanation file is closed`);
         if (n === 0) return new Int32Array(0);
-        return h5call(file, 'reading /target', () => Int32Array.from(toNumberArray(layout.target.ds.value)));
+        return h5call(file, 'reading /target', () => Int32Array.from(toNumberArray(layout.target.ds.slice([[0, n]]))));
       },
       close(): void {
         if (!closed) closeQuietly(f);
@@ -424,6 +459,10 @@ function createIndex(f: H5File, data: BigInt64Array): void {
     compression: 'gzip',
     compression_opts: 4,
   });
+}
+
+function createRows(f: H5File, n: number): void {
+  f.create_dataset({ name: ROWS, data: BigInt64Array.of(BigInt(n)), shape: [1], dtype: '<q' });
 }
 
 export class ExplanationWriter {
@@ -496,6 +535,7 @@ export class ExplanationWriter {
           ...gz,
         });
         createIndex(f, new BigInt64Array(0));
+        createRows(f, 0);
         writeAttrs(file, f, opts.attrs ?? {});
         f.flush();
       });
@@ -535,25 +575,31 @@ export class ExplanationWriter {
             );
           }
         }
+        if (l.index && !((l.index.maxshape[0] ?? 0) >= UNLIMITED)) {
+          throw new FileFormatError(file, 'cannot append: /index has a fixed length (expected maxshape (None,))');
+        }
         let repaired: string | null = null;
-        const data = [l.vis, l.image, l.target];
+        const data = [l.vis, l.image, l.target, ...(l.index ? [l.index] : [])];
         let n: number;
-        if (l.index) {
+        const trim = () => {
+          repaired = `trimmed to the ${n} complete rows (lengths were ${lengths(l)})`;
+          for (const d of data) if (d.shape[0]! > n) d.ds.resize([n, ...d.shape.slice(1)]);
+        };
+        if (l.rows) {
+          const c = completeRows(file, l);
+          n = c.n;
+          if (c.longer) trim();
+        } else if (l.index) {
+          // Written before `rows` existed: `index`, written last, was the commit.
           n = l.index.shape[0]!;
-          if (!((l.index.maxshape[0] ?? 0) >= UNLIMITED)) {
-            throw new FileFormatError(file, 'cannot append: /index has a fixed length (expected maxshape (None,))');
-          }
-          const short = data.find((d) => d.shape[0]! < n);
-          if (short) {
+          if (data.some((d) => d.shape[0]! < n)) {
             throw new FileFormatError(
               file,
               `datasets of inconsistent lengths (${lengths(l)}): /index is longer than the data`,
             );
           }
-          if (data.some((d) => d.shape[0]! > n)) {
-            repaired = `trimmed to the ${n} complete rows (lengths were ${lengths(l)})`;
-            for (const d of data) if (d.shape[0]! > n) d.ds.resize([n, ...d.shape.slice(1)]);
-          }
+          if (data.some((d) => d.shape[0]! > n)) trim();
+          createRows(f, n);
         } else {
           n = l.target.shape[0]!;
           if (data.some((d) => d.shape[0] !== n)) {
@@ -566,9 +612,11 @@ export class ExplanationWriter {
             f,
             BigInt64Array.from({ length: n }, (_, i) => BigInt(i)),
           );
+          createRows(f, n);
         }
         f.flush();
-        const indices = l.index ? toNumberArray(l.index.ds.value) : Array.from({ length: n }, (_, i) => i);
+        const indices =
+          l.index && n > 0 ? toNumberArray(l.index.ds.slice([[0, n]])) : Array.from({ length: n }, (_, i) => i);
         if (new Set(indices).size !== indices.length) {
           throw new FileFormatError(file, '/index holds a data-set index more than once');
         }
@@ -670,7 +718,7 @@ export class ExplanationWriter {
     const start = this.count;
     const end = start + n;
     h5call(this.file, `appending rows ${start}…${end - 1}`, () => {
-      // `index` last: its length is the number of complete rows (see open()).
+      // The rows first, flushed; then the commit (see the top of this file).
       for (const [name, data, inner] of [
         ['vis', vis, [1, this.height, this.width]],
         ['image', image, [3, this.height, this.width]],
@@ -681,6 +729,8 @@ export class ExplanationWriter {
         ds.resize([end, ...inner]);
         ds.write_slice([[start, end], ...inner.map(() => [] as [])], data);
       }
+      this.h5.flush();
+      (this.h5.get(ROWS) as Dataset).write_slice([[0, 1]], BigInt64Array.of(BigInt(end)));
       this.h5.flush();
     });
     this.count = end;
