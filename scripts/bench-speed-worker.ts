@@ -4,6 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
+import { perturbBatch } from '../src/benchmarks/perturbation-core.js';
+import { normalizeCHW } from '../src/data/image.js';
 import { type BackendChoice, initBackend } from '../src/engine/backend.js';
 import { serveWorker } from '../src/engine/worker-pool.js';
 import type { StateDict } from '../src/formats/host-tensor.js';
@@ -18,10 +20,16 @@ export interface SpeedSetup {
   backend: BackendChoice;
 }
 
-/** 'forward': the forward pass and the classifier logits; otherwise explain() with these methods. */
+/**
+ * 'forward': the forward pass and the classifier logits; 'perturb': the perturbation test (both settings, one
+ * shared unperturbed pass) of images image … image + count − 1 in batches of `batchSize`, on deterministic
+ * pseudo-random maps (the test's cost does not depend on the map's values); otherwise explain() with these methods.
+ */
 export interface SpeedTask {
-  methods: string[] | 'forward';
+  methods: string[] | 'forward' | 'perturb';
   image: number;
+  count?: number;
+  batchSize?: number;
 }
 
 export interface SpeedResult {
@@ -33,6 +41,15 @@ export interface SpeedResult {
   /** Size of the wasm heap after the task (it only grows; 0 on other backends). */
   heapMiB: number;
   tensors: number;
+}
+
+/** Deterministic pseudo-random values in [0, 1) (host side: the webgpu backend cannot read synchronously). */
+function fillUniform(a: Float32Array, seed: number): void {
+  let x = seed >>> 0;
+  for (let i = 0; i < a.length; i++) {
+    x = (x * 1664525 + 1013904223) >>> 0;
+    a[i] = x / 2 ** 32;
+  }
 }
 
 /** Deterministic pseudo-random weights with roughly trained-model scales (LayerNorm gains near 1). */
@@ -61,12 +78,49 @@ serveWorker<SpeedSetup, SpeedTask, SpeedResult>(async (setup) => {
   const shape: [number, number, number, number] = [1, cfg.in_chans, cfg.img_size, cfg.img_size];
   // biome-ignore lint/suspicious/noExplicitAny: the wasm backend's heap is not in tfjs' public types
   const heap = () => ((tf.backend() as any).wasm?.HEAPU8?.buffer?.byteLength ?? 0) / 2 ** 20;
+  const classify = async (batch: Float32Array, b: number): Promise<Float32Array> => {
+    const logits = tf.tidy(() =>
+      model.logits(tf.tensor4d(batch, [b, cfg.in_chans, cfg.img_size, cfg.img_size]), cfg.final_norm_eps),
+    );
+    const out = (await logits.data()) as Float32Array;
+    logits.dispose();
+    return out;
+  };
+  const normalize = (chw: Float32Array) => normalizeCHW(chw, cfg.mean, cfg.std);
+  /** As `bench perturb` runs one batch: the unperturbed pass once, then both settings' steps. */
+  const perturbImages = async (task: SpeedTask, add: (a: Float32Array) => void) => {
+    const count = task.count ?? 1;
+    const batchSize = task.batchSize ?? count;
+    const plane = cfg.img_size * cfg.img_size;
+    for (let start = 0; start < count; start += batchSize) {
+      const b = Math.min(batchSize, count - start);
+      const images = new Float32Array(b * cfg.in_chans * plane);
+      const vis = new Float32Array(b * plane);
+      const labels: number[] = [];
+      for (let i = 0; i < b; i++) {
+        const k = task.image + start + i;
+        fillUniform(images.subarray(i * cfg.in_chans * plane, (i + 1) * cfg.in_chans * plane), 1000 + k);
+        fillUniform(vis.subarray(i * plane, (i + 1) * plane), 2000 + k);
+        labels.push(k % cfg.num_classes);
+      }
+      const input = new Float32Array(images.length);
+      const size = cfg.in_chans * plane;
+      for (let i = 0; i < b; i++) input.set(normalize(images.subarray(i * size, (i + 1) * size)), i * size);
+      const cleanLogits = await classify(input, b);
+      for (const negative of [false, true]) {
+        const results = await perturbBatch(images, vis, { negative, classify, normalize, labels, cleanLogits });
+        for (const r of results) add(Float32Array.from(r.steps.map((s) => (s.hit ? 1 : 0) + s.logitDiff)));
+      }
+    }
+  };
   return async (task) => {
     const input = tf.randomUniform(shape, -1, 1, 'float32', 7 + task.image) as tf.Tensor4D;
     const hash = createHash('sha256');
     const add = (a: Float32Array) => hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
     const t0 = performance.now();
-    if (task.methods === 'forward') {
+    if (task.methods === 'perturb') {
+      await perturbImages(task, add);
+    } else if (task.methods === 'forward') {
       // Read asynchronously: the webgpu backend cannot read a GPU buffer synchronously in Node.
       const logits = tf.tidy(() => model.head(model.forward(input), cfg.final_norm_eps).logits);
       add((await logits.data()) as Float32Array);

@@ -5,6 +5,13 @@
  *
  *   npm run bench:speed -- [--runs 3] [--workers 1] [--json FILE] [--model vit_base_patch16_224]
  *                          [--backend auto] [--method NAME ...] [--skip-alone]
+ *   npm run bench:speed -- --job perturb [--workers 2] [--images 4] [--batch-size 16] [--json FILE]
+ *
+ * `--job perturb` times the perturbation test instead (issue 13): per image, the unperturbed pass and the nine
+ * steps of the positive and of the negative test (19 classifier passes), batched as `bench perturb` batches
+ * them, on deterministic pseudo-random images and maps, with one worker and then with `--workers`, side by side
+ * in one run. `--json` then adds `{ "perturb": { workers, oneWorker, nWorkers, batchSize, … } }` to the file,
+ * keeping the keys already in it.
  *
  * Every measurement runs on `--workers` worker_threads, each with its own backend and model copy
  * (src/engine/worker-pool.ts). One run hands one image to each worker and times the batch on the wall
@@ -15,8 +22,8 @@
  * worker counts can be checked for identical numbers.
  * Timings on a shared machine are noisy; compare figures taken in the same minute, on a quiet machine.
  */
-import { writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { BACKEND_CHOICES, type BackendChoice } from '../src/engine/backend.js';
@@ -32,9 +39,19 @@ const args = await yargs(hideBin(process.argv))
   .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice })
   .option('method', { type: 'string', array: true, describe: 'methods to time alone (default: all six)' })
   .option('skip-alone', { type: 'boolean', default: false, describe: 'only the forward pass and the sweep' })
+  .option('job', {
+    choices: ['sweep', 'perturb'] as const,
+    default: 'sweep' as const,
+    describe: 'sweep: forward, methods and the six-method sweep; perturb: the perturbation test',
+  })
+  .option('images', { type: 'number', default: 4, describe: '--job perturb: images per timed run' })
+  .option('batch-size', { type: 'number', default: 16, describe: '--job perturb: images per classifier batch' })
   .check((a) => {
     if (!Number.isInteger(a.runs) || a.runs < 1) throw new Error('--runs must be a positive integer');
     if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error('--workers must be a positive integer');
+    if (!Number.isInteger(a.images) || a.images < 1) throw new Error('--images must be a positive integer');
+    if (!Number.isInteger(a['batch-size']) || a['batch-size'] < 1)
+      throw new Error('--batch-size must be a positive integer');
     return true;
   })
   .strict()
@@ -82,6 +99,10 @@ interface Stat {
 
 const workerModule = new URL('./bench-speed-worker.ts', import.meta.url);
 const setup: SpeedSetup = { model: args.model, backend: args.backend };
+if (args.job === 'perturb') {
+  await perturbJob();
+  process.exit(0);
+}
 const tStart = performance.now();
 const pool = await WorkerPool.start<SpeedSetup, SpeedTask, SpeedResult>(workerModule, args.workers, setup);
 const digests: Record<string, Record<number, string>> = {};
@@ -186,4 +207,80 @@ if (args.json) {
   };
   writeFileSync(args.json, `${JSON.stringify(out, null, 2)}\n`);
   console.log(`wrote ${args.json}`);
+}
+
+/**
+ * `--job perturb`: seconds per image of the perturbation test with one worker and with `--workers`, side by side.
+ * A timed run gives every worker its share of `--images` (as `bench perturb` splits a batch), after one untimed
+ * warm-up run; both runs use the same images, so their digests must be equal.
+ */
+async function perturbJob(): Promise<void> {
+  const images = args.images;
+  const batchSize = args['batch-size'];
+  console.log(
+    `bench:speed --job perturb — ${args.model} (random weights), backend ${args.backend}, ${images} image(s) per ` +
+      `run, batch ≤ ${batchSize}, 1 and ${args.workers} worker(s), ${args.runs} timed run(s) after 1 warm-up; ` +
+      `${cpus().length} CPU(s): ${cpus()[0]?.model ?? '?'}; load average ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+  );
+  const time = async (workers: number): Promise<{ stat: Stat; digest: string; backend: string }> => {
+    const pool = await WorkerPool.start<SpeedSetup, SpeedTask, SpeedResult>(workerModule, workers, setup);
+    try {
+      // Contiguous shares, the way bench perturb hands each worker a slice of a batch.
+      const share = Math.ceil(images / workers);
+      const tasks: SpeedTask[] = [];
+      for (let start = 0; start < images; start += share) {
+        tasks.push({ methods: 'perturb', image: start, count: Math.min(share, images - start), batchSize });
+      }
+      await pool.map(tasks.map((t) => ({ ...t, count: 1 })).slice(0, workers));
+      const runs: number[] = [];
+      let digest = '';
+      let backend = '';
+      for (let r = 0; r < args.runs; r++) {
+        const t0 = performance.now();
+        const out = await pool.map(tasks);
+        runs.push((performance.now() - t0) / 1000 / images);
+        digest = out.map((o) => o.digest).join(',');
+        backend = out[0]!.backend;
+      }
+      const sorted = [...runs].sort((a, b) => a - b);
+      const stat = { median: sorted[Math.floor(sorted.length / 2)]!, min: sorted[0]!, max: sorted.at(-1)!, runs };
+      console.log(`  ${`${workers} worker(s)`.padEnd(12)} ${fmt(stat)}`);
+      return { stat, digest, backend };
+    } finally {
+      await pool.close();
+    }
+  };
+  const one = await time(1);
+  const many = await time(args.workers);
+  const speedup = one.stat.median / many.stat.median;
+  console.log(
+    `\n${args.workers} workers are ${speedup.toFixed(2)}× faster per image than 1 (backend ${one.backend}); ` +
+      `the two runs' results are ${one.digest === many.digest ? 'identical' : 'DIFFERENT'}`,
+  );
+  if (args.json) {
+    const file = args.json;
+    const prior = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
+    const perturb = {
+      workers: args.workers,
+      oneWorker: one.stat.median,
+      nWorkers: many.stat.median,
+      batchSize,
+      // Context for the medians above.
+      speedup,
+      images,
+      backend: one.backend,
+      model: `${args.model} (random weights)`,
+      runs: args.runs,
+      classifierPassesPerImage: 19,
+      date: new Date().toISOString(),
+      machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version },
+      loadAverageAtStart: loadavg(),
+      stats: { oneWorker: one.stat, nWorkers: many.stat },
+      sameResults: one.digest === many.digest,
+    };
+    writeFileSync(file, `${JSON.stringify({ ...prior, perturb }, null, 2)}\n`);
+    console.log(`wrote ${file}`);
+  }
 }
