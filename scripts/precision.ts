@@ -1,0 +1,323 @@
+/**
+ * Precision report (issue 15): how far bench's numbers are from the official code run in float64, next to how far
+ * the official float32 code is from it, on every golden case that has a float64 twin.
+ *
+ *   npm run precision -- [--backend wasm --backend cpu] [--skip-e2e] [--json FILE]
+ *
+ * Map level, for every ViT golden config × case × class × method: d = max|map − map₆₄| / max|map₆₄| on the raw
+ * maps, for bench (d_bench) and for the official float32 run (d_official), and their ratio. End to end: the
+ * segmentation metrics of `bench seg` on the e2e golden `.mat`, and the AUCs of `bench visualize` + `bench perturb`
+ * on the e2e golden image folder, against the official float32 (`results.json`) and float64 (`results_f64.json`)
+ * runs. Each backend runs in its own child process (one backend per process).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { type BackendChoice, initBackend } from '../src/engine/backend.js';
+import { explain } from '../src/methods/explain.js';
+import { METHODS } from '../src/methods/registry.js';
+import {
+  GOLDEN_NAME,
+  type GoldenCase,
+  goldenArray,
+  goldenPath,
+  inputTensor,
+  loadGoldenVit,
+  readGoldenTensors,
+  readJson,
+  vitGoldenCases,
+  vitGoldenConfigs,
+} from '../test/helpers/golden.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+const args = await yargs(hideBin(process.argv))
+  .scriptName('precision')
+  .option('backend', { type: 'string', array: true, default: ['wasm', 'cpu'], describe: 'backends to measure' })
+  .option('skip-e2e', { type: 'boolean', default: false, describe: 'map level only' })
+  .option('json', { type: 'string', describe: 'write the report here (keep the latest under results/precision/)' })
+  .option('child', { type: 'string', hidden: true })
+  .option('child-out', { type: 'string', hidden: true })
+  .strict()
+  .fail((msg, err) => {
+    process.stderr.write(`precision: error: ${msg ?? err?.message}\n`);
+    process.exit(2);
+  })
+  .parseAsync();
+
+interface MapRow {
+  backend: string;
+  config: string;
+  case: string;
+  class: 'top' | 'target';
+  method: string;
+  dBench: number;
+  dOfficial: number;
+  ratio: number;
+}
+
+interface E2eRow {
+  backend: string;
+  benchmark: 'seg' | 'perturb';
+  method: string;
+  /** seg: the metric; perturb: `<vis class> <setting>`. */
+  what: string;
+  official32: number;
+  official64: number;
+  bench: number;
+  /** |bench − float64| − |official32 − float64|: ≤ 0 means at least as close as the official float32 run. */
+  excess: number;
+}
+
+interface ChildReport {
+  backend: string;
+  maps: MapRow[];
+  e2e: E2eRow[];
+}
+
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
+  return m;
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+async function mapLevel(backend: string): Promise<MapRow[]> {
+  const rows: MapRow[] = [];
+  for (const config of vitGoldenConfigs()) {
+    const model = await loadGoldenVit(config, backend as BackendChoice);
+    for (const caseName of vitGoldenCases(config)) {
+      const meta = readJson<GoldenCase>('vit', config, `case-${caseName}.json`);
+      const g = readGoldenTensors('vit', config, `case-${caseName}.safetensors`);
+      const input = inputTensor(g);
+      for (const vis of ['top', 'target'] as const) {
+        const ex = await explain(model, input, METHODS, {
+          classes: vis === 'top' ? 'top' : meta.target_class,
+          startLayer: 1,
+        });
+        for (const m of ex.methods) {
+          const ref = GOLDEN_NAME[m.method]!;
+          const raw = goldenArray(g, `${ref}.${vis}.raw`);
+          const raw64 = goldenArray(g, `${ref}.${vis}.raw_f64`);
+          const scale = maxAbs(raw64);
+          const dBench = maxAbsDiff(m.raw[0]!, raw64) / scale;
+          const dOfficial = maxAbsDiff(raw, raw64) / scale;
+          rows.push({
+            backend,
+            config,
+            case: caseName,
+            class: vis,
+            method: m.method,
+            dBench,
+            dOfficial,
+            ratio: dBench / dOfficial,
+          });
+        }
+      }
+      input.dispose();
+    }
+  }
+  return rows;
+}
+
+function bench(argv: string[]): void {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'bench.js'), ...argv], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bench ${argv.join(' ')} failed:\n${r.stderr}`);
+}
+
+function e2e(backend: string): E2eRow[] {
+  const rows: E2eRow[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'bench-precision-'));
+  try {
+    const model = [
+      '--model-config',
+      goldenPath('vit', 'S1', 'config.json'),
+      '--weights',
+      goldenPath('vit', 'S1', 'weights.safetensors'),
+    ];
+    const common = [...model, '--backend', backend, '--method', 'all', '--quiet'];
+    // Segmentation.
+    const segJson = join(dir, 'seg.json');
+    bench([
+      'seg',
+      '--data',
+      goldenPath('e2e', 'seg_S1', 'gtsegs_ijcv_e2e_S1.mat'),
+      ...common,
+      '--out',
+      join(dir, 'seg'),
+      '--json',
+      segJson,
+    ]);
+    type Seg = Record<string, { pixAcc: number; mIoU: number; mAP: number }>;
+    const seg32 = readJson<{ results: Seg }>('e2e', 'seg_S1', 'results.json').results;
+    const seg64 = readJson<{ results: Seg }>('e2e', 'seg_S1', 'results_f64.json').results;
+    const ours = JSON.parse(readFileSync(segJson, 'utf8')) as {
+      methods: Record<string, { pixelAccuracy: number; mIoU: number; mAP: number }>;
+    };
+    for (const [method, m] of Object.entries(ours.methods)) {
+      const ref = GOLDEN_NAME[method]!;
+      for (const [what, mine, key] of [
+        ['pixel accuracy', m.pixelAccuracy, 'pixAcc'],
+        ['mIoU', m.mIoU, 'mIoU'],
+        ['mAP', m.mAP, 'mAP'],
+      ] as const) {
+        const o32 = 100 * seg32[ref]![key];
+        const o64 = 100 * seg64[ref]![key];
+        rows.push({
+          backend,
+          benchmark: 'seg',
+          method,
+          what,
+          official32: o32,
+          official64: o64,
+          bench: mine,
+          excess: Math.abs(mine - o64) - Math.abs(o32 - o64),
+        });
+      }
+    }
+    // Perturbation (visualize, then perturb on our own files), both classes and settings.
+    type Auc = Record<string, Record<string, { neg: number; pos: number }>>;
+    const auc32 = readJson<{ auc_table: Auc }>('e2e', 'perturb_S1', 'results.json').auc_table;
+    const auc64 = readJson<{ auc_table: Auc }>('e2e', 'perturb_S1', 'results_f64.json').auc_table;
+    for (const vis of ['top', 'target']) {
+      const visDir = join(dir, `vis-${vis}`);
+      bench([
+        'visualize',
+        '--data',
+        goldenPath('e2e', 'perturb_S1', 'imagenet_val'),
+        ...common,
+        '--vis-class',
+        vis,
+        '--out',
+        visDir,
+      ]);
+      const pJson = join(dir, `perturb-${vis}.json`);
+      bench([
+        'perturb',
+        '--vis-dir',
+        visDir,
+        ...model,
+        '--backend',
+        backend,
+        '--quiet',
+        '--out',
+        join(dir, `pert-${vis}`),
+        '--json',
+        pJson,
+      ]);
+      const got = JSON.parse(readFileSync(pJson, 'utf8')) as Record<
+        string,
+        Record<string, Record<string, { auc: number }>>
+      >;
+      for (const [method, m] of Object.entries(got)) {
+        const ref = GOLDEN_NAME[method]!;
+        for (const [setting, short] of [
+          ['negative', 'neg'],
+          ['positive', 'pos'],
+        ] as const) {
+          const mine = m[vis]![setting]!.auc;
+          const o32 = auc32[ref]![vis]![short];
+          const o64 = auc64[ref]![vis]![short];
+          rows.push({
+            backend,
+            benchmark: 'perturb',
+            method,
+            what: `AUC ${vis} ${setting}`,
+            official32: o32,
+            official64: o64,
+            bench: mine,
+            excess: Math.abs(mine - o64) - Math.abs(o32 - o64),
+          });
+        }
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+if (args.child) {
+  const info = await initBackend(args.child as BackendChoice);
+  const report: ChildReport = {
+    backend: info.name,
+    maps: await mapLevel(args.child),
+    e2e: args['skip-e2e'] ? [] : e2e(args.child),
+  };
+  writeFileSync(args['child-out']!, JSON.stringify(report));
+  process.exit(0);
+}
+
+const reports: ChildReport[] = [];
+const tmp = mkdtempSync(join(tmpdir(), 'bench-precision-'));
+for (const backend of args.backend) {
+  process.stderr.write(`precision: measuring on ${backend} …\n`);
+  const out = join(tmp, `${backend}.json`);
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      fileURLToPath(import.meta.url),
+      '--child',
+      backend,
+      '--child-out',
+      out,
+      ...(args['skip-e2e'] ? ['--skip-e2e'] : []),
+    ],
+    { encoding: 'utf8', stdio: ['ignore', 'inherit', 'pipe'] },
+  );
+  if (r.status !== 0) {
+    process.stderr.write(`precision: error: backend ${backend} failed:\n${r.stderr}`);
+    process.exit(1);
+  }
+  reports.push(JSON.parse(readFileSync(out, 'utf8')) as ChildReport);
+}
+rmSync(tmp, { recursive: true, force: true });
+
+const e = (x: number) => x.toExponential(2);
+console.log('## Map level: max|map − float64| / max|float64| (raw maps)\n');
+console.log('| backend | case | class | method | bench | official float32 | ratio |');
+console.log('|---|---|---|---|---|---|---|');
+for (const r of reports.flatMap((x) => x.maps)) {
+  console.log(
+    `| ${r.backend} | ${r.config}/${r.case} | ${r.class} | ${r.method} | ${e(r.dBench)} | ${e(r.dOfficial)} | ${r.ratio.toFixed(2)}${r.ratio > 1 ? ' ✗' : ''} |`,
+  );
+}
+console.log('\nWorst ratio per backend and method:\n');
+console.log(`| method | ${reports.map((x) => x.backend).join(' | ')} |`);
+console.log(`|---|${reports.map(() => '---').join('|')}|`);
+for (const m of METHODS.map((x) => x.name)) {
+  const worst = reports.map((x) => Math.max(...x.maps.filter((r) => r.method === m).map((r) => r.ratio)));
+  console.log(`| ${m} | ${worst.map((w) => `${w.toFixed(2)}${w > 1 ? ' ✗' : ''}`).join(' | ')} |`);
+}
+const e2eRows = reports.flatMap((x) => x.e2e);
+if (e2eRows.length) {
+  console.log('\n## End to end: distance to the official float64 run (points)\n');
+  console.log(
+    '| backend | benchmark | method | what | official float32 | official float64 | bench | |bench − f64| | |f32 − f64| |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of e2eRows) {
+    const f = (x: number) => x.toFixed(4);
+    console.log(
+      `| ${r.backend} | ${r.benchmark} | ${r.method} | ${r.what} | ${f(r.official32)} | ${f(r.official64)} | ${f(r.bench)} | ${f(Math.abs(r.bench - r.official64))} | ${f(Math.abs(r.official32 - r.official64))}${r.excess > 1e-9 ? ' ✗' : ''} |`,
+    );
+  }
+}
+if (args.json) {
+  writeFileSync(
+    args.json,
+    `${JSON.stringify({ date: new Date().toISOString(), machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version }, reports }, null, 2)}\n`,
+  );
+  process.stderr.write(`precision: wrote ${args.json}\n`);
+}
