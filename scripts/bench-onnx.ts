@@ -30,12 +30,12 @@ import { initBackend } from '../src/engine/backend.js';
 import { WorkerPool } from '../src/engine/worker-pool.js';
 import { readSafetensors } from '../src/formats/safetensors.js';
 import { minMaxInPlace, upsampleBilinearTorch } from '../src/methods/postprocess.js';
+import { vitOnnxModel } from '../src/models/onnx-vit.js';
 import { VisionTransformer } from '../src/models/vit.js';
 import { readVitConfig, type VitConfig, vitPreset } from '../src/models/vit-config.js';
 import { vitWeightsFromStateDict } from '../src/models/vit-weights.js';
 import { goldenPath, readGoldenTensors, readJson } from '../test/helpers/golden.js';
 import type { OnnxBenchResult, OnnxBenchSetup, OnnxBenchTask } from './bench-onnx-worker.js';
-import { vitOnnxModel } from './onnx-vit.js';
 import { randomStateDict } from './random-vit-weights.js';
 
 const ORT_VERSION = '1.30.0';

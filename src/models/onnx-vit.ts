@@ -8,9 +8,9 @@
  * `final_norm_eps`, head. Input `input` [B, C, H, W] (normalised), output `logits` [B, classes]; B is dynamic.
  * Opset 17 (LayerNormalization), IR version 8.
  */
-import type { StateDict } from '../src/formats/host-tensor.js';
-import { geometry, type VitConfig } from '../src/models/vit-config.js';
-import { expectedVitKeys } from '../src/models/vit-weights.js';
+import type { StateDict } from '../formats/host-tensor.js';
+import { geometry, type VitConfig } from './vit-config.js';
+import { expectedVitKeys } from './vit-weights.js';
 
 // ------------------------------------------------------------------------------------------ protobuf writer
 
