@@ -18,7 +18,6 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -27,6 +26,7 @@ import { hideBin } from 'yargs/helpers';
 import { perturbBatch, type TieRule } from '../src/benchmarks/perturbation-core.js';
 import { decodeImage, normalizeCHW, toUnitCHW } from '../src/data/image.js';
 import { initBackend } from '../src/engine/backend.js';
+import { loadOnnxRuntime, type Ort, type OrtSession, ortSession as ortSessionOf } from '../src/engine/onnx.js';
 import { WorkerPool } from '../src/engine/worker-pool.js';
 import { readSafetensors } from '../src/formats/safetensors.js';
 import { minMaxInPlace, upsampleBilinearTorch } from '../src/methods/postprocess.js';
@@ -37,8 +37,6 @@ import { vitWeightsFromStateDict } from '../src/models/vit-weights.js';
 import { goldenPath, readGoldenTensors, readJson } from '../test/helpers/golden.js';
 import type { OnnxBenchResult, OnnxBenchSetup, OnnxBenchTask } from './bench-onnx-worker.js';
 import { randomStateDict } from './random-vit-weights.js';
-
-const ORT_VERSION = '1.30.0';
 
 const args = await yargs(hideBin(process.argv))
   .option('images', { type: 'number', default: 8, describe: 'images per timed round (the same for every engine)' })
@@ -58,42 +56,14 @@ const args = await yargs(hideBin(process.argv))
 
 // ------------------------------------------------------------------------------------------ onnxruntime-node
 
-/** The parts of onnxruntime-node used here (it is an optional dependency: no type import). */
-interface OrtTensor {
-  data: Float32Array;
-  dims: readonly number[];
-}
-interface OrtSession {
-  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
-  release(): Promise<void>;
-}
-interface Ort {
-  Tensor: new (type: 'float32', data: Float32Array, dims: number[]) => OrtTensor;
-  InferenceSession: { create(model: Uint8Array, options: Record<string, unknown>): Promise<OrtSession> };
-  env: { versions: { node: string } };
-}
-
 function loadOrt(): Ort {
-  try {
-    return createRequire(import.meta.url)('onnxruntime-node') as Ort;
-  } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'is not installed' : 'does not load';
-    process.stderr.write(
-      `bench:onnx: onnxruntime-node ${why}; install it without its install script (which fetches CUDA parts): npm install --no-save --ignore-scripts onnxruntime-node@${ORT_VERSION}\n`,
-    );
-    process.exit(1);
-  }
+  const { ort, error } = loadOnnxRuntime();
+  if (ort) return ort;
+  process.stderr.write(`bench:onnx: ${error}\n`);
+  process.exit(1);
 }
 const ort = loadOrt();
-
-function ortSession(model: Uint8Array, threads: number): Promise<OrtSession> {
-  return ort.InferenceSession.create(model, {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-  });
-}
+const ortSession = (model: Uint8Array, threads: number) => ortSessionOf(ort, model, threads);
 
 /** Logits of `n` normalised images, `batch` at a time. */
 async function ortLogits(

@@ -42,7 +42,7 @@ describe('classifier engine onnxruntime (S1)', { skip }, () => {
     x.dispose();
   });
 
-  test('bench perturb on the official HDF5 files: the reference counts with onnxruntime, on 1 and 2 workers', () => {
+  test('bench perturb on an official HDF5 file: onnxruntime (1 and 2 workers) writes the same steps.csv and JSON as tfjs', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bench-onnx-'));
     const vis = goldenPath('e2e', 'perturb_S1', 'visualizations', 'transformer_attribution', 'top', 'not_ablation');
     const model = [

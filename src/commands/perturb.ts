@@ -64,8 +64,8 @@ export const perturbCommand: CommandModule<object, PerturbArgs> = {
       .option('classifier-engine', {
         choices: ['auto', 'tfjs', 'onnxruntime'] as const,
         default: 'auto' as const,
-        // Measured (results/speed/README.md, 2026-12-02): onnxruntime-node ran the ViT-B/16 classifier pass several
-        // times faster than wasm per image at the same thread count, with the same top-1 decisions on every golden
+        // Measured (results/speed/README.md, 2026-12-02): onnxruntime-node ran the ViT-B/16 classifier pass 3.7× (1
+        // thread) and 3.0× (2 threads) faster than wasm per image, with the same top-1 decisions on every golden
         // perturbation case.
         describe:
           "what runs the classifier passes: 'onnxruntime' (onnxruntime-node, CPU, one thread per worker; an optional dependency), 'tfjs' (the --backend in use); 'auto': onnxruntime when it is installed and the backend is wasm or cpu, else tfjs",
