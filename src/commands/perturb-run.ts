@@ -59,7 +59,9 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
   const shard = shardFromArgs(args.shard);
   const settings: Setting[] = args.pos === args.neg ? ['negative', 'positive'] : args.neg ? ['negative'] : ['positive'];
   const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
-  const engine = classifierEngine(args['classifier-engine'] ?? 'auto', backend.name);
+  const engineChoice = args['classifier-engine'] ?? 'auto';
+  // Checked before any work: an explicit --classifier-engine onnxruntime without onnxruntime-node is refused here.
+  let engine = classifierEngine(engineChoice, backend.name);
   const { model, spec } = loadModelFromArgs(args);
   let files: string[];
   if (args.vis?.length) files = args.vis.map((f) => resolve(f));
@@ -124,6 +126,12 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
     byKey.set(`${i.method}/${i.visClass}`, i.file);
   }
   const outDir = args.out ? resolve(args.out) : defaultOutDir('perturb', model.config.name, args.name, shard);
+  // --resume with 'auto' keeps the engine of the run being resumed (one from before the option existed: tfjs).
+  if (args.resume && engineChoice === 'auto') {
+    const before = readJsonIfAny(join(outDir, 'run.json')) as { classifierEngine?: string } | undefined;
+    if (before && before.classifierEngine !== engine)
+      engine = classifierEngine(before.classifierEngine === 'onnxruntime' ? 'onnxruntime' : 'tfjs', backend.name);
+  }
   const identity = {
     command: 'perturb',
     model: model.config,
