@@ -8,12 +8,12 @@ import { perturbBatch } from '../src/benchmarks/perturbation-core.js';
 import { normalizeCHW } from '../src/data/image.js';
 import { type BackendChoice, initBackend } from '../src/engine/backend.js';
 import { serveWorker } from '../src/engine/worker-pool.js';
-import type { StateDict } from '../src/formats/host-tensor.js';
 import { explain } from '../src/methods/explain.js';
 import { resolveMethods } from '../src/methods/registry.js';
 import { VisionTransformer } from '../src/models/vit.js';
-import { type VitConfig, vitPreset } from '../src/models/vit-config.js';
-import { expectedVitKeys, vitWeightsFromStateDict } from '../src/models/vit-weights.js';
+import { vitPreset } from '../src/models/vit-config.js';
+import { vitWeightsFromStateDict } from '../src/models/vit-weights.js';
+import { randomStateDict } from './random-vit-weights.js';
 
 export interface SpeedSetup {
   model: string;
@@ -50,25 +50,6 @@ function fillUniform(a: Float32Array, seed: number): void {
     x = (x * 1664525 + 1013904223) >>> 0;
     a[i] = x / 2 ** 32;
   }
-}
-
-/** Deterministic pseudo-random weights with roughly trained-model scales (LayerNorm gains near 1). */
-function randomStateDict(cfg: VitConfig): StateDict {
-  let seed = 12345;
-  const rand = () => {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    return seed / 2 ** 32 - 0.5;
-  };
-  const sd: StateDict = new Map();
-  for (const [k, shape] of expectedVitKeys(cfg)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    const isNormGain = /norm\d?\.weight$/.test(k);
-    const scale = k.endsWith('.bias') ? 0.02 : isNormGain ? 0.1 : 0.07;
-    for (let i = 0; i < n; i++) data[i] = (isNormGain ? 1 : 0) + scale * rand();
-    sd.set(k, { shape, data });
-  }
-  return sd;
 }
 
 serveWorker<SpeedSetup, SpeedTask, SpeedResult>(async (setup) => {

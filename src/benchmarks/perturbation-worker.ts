@@ -20,5 +20,5 @@ serveWorker<PerturbWorkerSetup, PerturbItem, PerturbItemResult>(async (setup) =>
   const readers = new Map<string, ExplanationReader>();
   for (const input of setup.inputs)
     if (!readers.has(input.file)) readers.set(input.file, await readExplanations(input.file));
-  return perturbItemEvaluator(model, setup, (f) => readers.get(f)!);
+  return perturbItemEvaluator(model, setup, (f) => readers.get(f)!, setup.engine);
 });

@@ -3,6 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { normalizeCHW } from '../data/image.js';
 import type { BackendChoice } from '../engine/backend.js';
+import { onnxClassifierFor } from '../engine/onnx.js';
 import * as tf from '../engine/tf.js';
 import { resultsInOrder, siblingModule, WorkerPool } from '../engine/worker-pool.js';
 import { type ExplanationReader, type ExplanationRows, readExplanations } from '../formats/expl-hdf5.js';
@@ -33,6 +34,12 @@ import { type Shard, ShardError, type ShardRun, shardIndices } from './shards.js
  */
 export type Setting = 'negative' | 'positive';
 
+/**
+ * What runs the classifier passes: the model on the tfjs backend in use, or onnxruntime-node (CPU; the same
+ * weights as an ONNX graph, src/models/onnx-vit.ts). results/speed/README.md has the measurement behind the default.
+ */
+export type ClassifierEngine = 'tfjs' | 'onnxruntime';
+
 export interface VisInput {
   file: string;
   /** Method name: from the file's attributes, else its folder (<method>/<vis-class>/[not_ablation/]results.hdf5). */
@@ -49,6 +56,8 @@ export interface PerturbRunOptions extends RunControl {
   batchSize: number;
   /** Process only this shard's rows of every file (row position p with p mod N = K); `bench merge` joins them. */
   shard?: Shard;
+  /** The classifier passes' engine (default 'tfjs'). */
+  engine?: ClassifierEngine;
   /** Compute batches on this many worker threads (each loads the model from `spec` on `backend`). */
   parallel?: { workers: number; backend: BackendChoice; spec: ModelSpec };
   /** Called after each batch is checkpointed, with the (file, setting) rows done so far. */
@@ -112,6 +121,7 @@ export interface PerturbWorkerSetup {
   inputs: VisInput[];
   settings: Setting[];
   ties: TieRule;
+  engine: ClassifierEngine;
 }
 
 /** One unit of work: rows (positions in the files) of a group of files with as many rows each. */
@@ -182,11 +192,12 @@ export function perturbItemEvaluator(
   model: VisionTransformer,
   run: { inputs: readonly VisInput[]; settings: readonly Setting[]; ties: TieRule },
   reader: (file: string) => ExplanationReader,
+  engine: ClassifierEngine = 'tfjs',
 ): (item: PerturbItem) => Promise<PerturbItemResult> {
   const c = model.config;
   // The logits without the forward trace (model.logits): a batch needs one block's memory, not twelve.
   // Read asynchronously: the webgpu backend has no synchronous read in Node.
-  const classify = async (batch: Float32Array, b: number): Promise<Float32Array> => {
+  const tfjsClassify = async (batch: Float32Array, b: number): Promise<Float32Array> => {
     const logits = tf.tidy(() =>
       model.logits(tf.tensor4d(batch, [b, c.in_chans, c.img_size, c.img_size]), c.final_norm_eps),
     );
@@ -196,6 +207,14 @@ export function perturbItemEvaluator(
       logits.dispose();
     }
   };
+  let ort: ReturnType<typeof onnxClassifierFor> | undefined;
+  const classify =
+    engine === 'tfjs'
+      ? tfjsClassify
+      : async (batch: Float32Array, b: number): Promise<Float32Array> => {
+          ort ??= onnxClassifierFor(model);
+          return (await ort)(batch, b);
+        };
   const normalize = (chw: Float32Array) => normalizeCHW(chw, c.mean, c.std);
   const cleanPass = (images: Float32Array, b: number): Promise<Float32Array> => {
     const plane = images.length / b;
@@ -302,7 +321,7 @@ export async function runPerturbation(opts: PerturbRunOptions): Promise<PerturbS
       for (let p = done; p < todo.length; p += size) items.push({ files, rows: todo.slice(p, p + size) });
     }
     const progress = new Progress('perturb', total, processed, opts.quiet);
-    const evaluate = perturbItemEvaluator(model, opts, (f) => readers.get(f)!);
+    const evaluate = perturbItemEvaluator(model, opts, (f) => readers.get(f)!, opts.engine);
     const par = opts.parallel;
     const pool = par
       ? await WorkerPool.startFor<PerturbWorkerSetup, PerturbItem, PerturbItemResult>(
@@ -315,6 +334,7 @@ export async function runPerturbation(opts: PerturbRunOptions): Promise<PerturbS
             inputs: [...opts.inputs],
             settings: [...opts.settings],
             ties: opts.ties,
+            engine: opts.engine ?? 'tfjs',
           },
         )
       : undefined;

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
+  type ClassifierEngine,
   describeVisFile,
   perturbJson,
   runPerturbation,
@@ -8,6 +9,7 @@ import {
   type VisInput,
 } from '../benchmarks/perturbation.js';
 import { fileIdentity, sameIdentity } from '../benchmarks/run-dir.js';
+import { loadOnnxRuntime } from '../engine/onnx.js';
 import { findMethod } from '../methods/registry.js';
 import { codeVersion } from '../util/code-version.js';
 import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
@@ -57,6 +59,9 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
   const shard = shardFromArgs(args.shard);
   const settings: Setting[] = args.pos === args.neg ? ['negative', 'positive'] : args.neg ? ['negative'] : ['positive'];
   const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
+  const engineChoice = args['classifier-engine'] ?? 'auto';
+  // Checked before any work: an explicit --classifier-engine onnxruntime without onnxruntime-node is refused here.
+  let engine = classifierEngine(engineChoice, backend.name);
   const { model, spec } = loadModelFromArgs(args);
   let files: string[];
   if (args.vis?.length) files = args.vis.map((f) => resolve(f));
@@ -121,6 +126,12 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
     byKey.set(`${i.method}/${i.visClass}`, i.file);
   }
   const outDir = args.out ? resolve(args.out) : defaultOutDir('perturb', model.config.name, args.name, shard);
+  // --resume with 'auto' keeps the engine of the run being resumed (one from before the option existed: tfjs).
+  if (args.resume && engineChoice === 'auto') {
+    const before = readJsonIfAny(join(outDir, 'run.json')) as { classifierEngine?: string } | undefined;
+    if (before && before.classifierEngine !== engine)
+      engine = classifierEngine(before.classifierEngine === 'onnxruntime' ? 'onnxruntime' : 'tfjs', backend.name);
+  }
   const identity = {
     command: 'perturb',
     model: model.config,
@@ -131,9 +142,11 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
     limit: args.limit ?? null,
     // Not the batch size or the worker count: neither changes a number, so a run may resume with others.
     shard: shard ?? null,
+    // The engine may (rarely: a near-tie) change a decision. Absent for tfjs, as before the option existed.
+    ...(engine === 'onnxruntime' ? { classifierEngine: engine } : {}),
   };
   process.stderr.write(
-    `backend ${backend.name}; classifier ${model.config.name}; ${inputs.length} file(s); ${settings.join(' and ')} perturbation; ties: ${args.ties}; output ${outDir}\n`,
+    `backend ${backend.name}; classifier ${model.config.name} on ${engine === 'onnxruntime' ? `onnxruntime-node ${loadOnnxRuntime().ort!.env.versions.node} (CPU, 1 thread per worker)` : backend.name}; ${inputs.length} file(s); ${settings.join(' and ')} perturbation; ties: ${args.ties}; output ${outDir}\n`,
   );
   const summary = await runPerturbation({
     model,
@@ -141,6 +154,7 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
     settings,
     ties: args.ties,
     batchSize,
+    engine,
     outDir,
     identity,
     limit: args.limit,
@@ -163,6 +177,17 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
   }
   if (shard) console.log(`\nshard ${shard.index}/${shard.count}: join the shards with bench merge`);
   console.log(`\nwrote ${outDir}/summary.json, summary.md, steps.csv, perturbation.svg, perturbation.png`);
+}
+
+/** 'auto': onnxruntime when it loads and the tfjs backend is a CPU one (wasm, cpu), else tfjs. */
+function classifierEngine(choice: 'auto' | 'tfjs' | 'onnxruntime', backend: string): ClassifierEngine {
+  if (choice === 'tfjs') return 'tfjs';
+  const { ort, error } = loadOnnxRuntime();
+  if (choice === 'onnxruntime') {
+    if (!ort) throw new UsageError(`--classifier-engine onnxruntime: ${error}`);
+    return 'onnxruntime';
+  }
+  return ort && (backend === 'wasm' || backend === 'cpu') ? 'onnxruntime' : 'tfjs';
 }
 
 function findMethodName(name: string): string {
