@@ -8,6 +8,7 @@ import {
   type VisInput,
 } from '../benchmarks/perturbation.js';
 import { fileIdentity, sameIdentity } from '../benchmarks/run-dir.js';
+import { withRunLock } from '../benchmarks/run-lock.js';
 import { findMethod } from '../methods/registry.js';
 import { codeVersion } from '../util/code-version.js';
 import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
@@ -135,20 +136,22 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
   process.stderr.write(
     `backend ${backend.name}; classifier ${model.config.name}; ${inputs.length} file(s); ${settings.join(' and ')} perturbation; ties: ${args.ties}; output ${outDir}\n`,
   );
-  const summary = await runPerturbation({
-    model,
-    inputs,
-    settings,
-    ties: args.ties,
-    batchSize,
-    outDir,
-    identity,
-    limit: args.limit,
-    shard,
-    parallel: { workers, backend: args.backend, spec },
-    resume: args.resume,
-    quiet: args.quiet,
-  });
+  const summary = await withRunLock(outDir, 'bench perturb', args['steal-lock'], () =>
+    runPerturbation({
+      model,
+      inputs,
+      settings,
+      ties: args.ties,
+      batchSize,
+      outDir,
+      identity,
+      limit: args.limit,
+      shard,
+      parallel: { workers, backend: args.backend, spec },
+      resume: args.resume,
+      quiet: args.quiet,
+    }),
+  );
   if (args.json) writeJsonAtomic(resolve(args.json), perturbJson(summary));
   console.log(
     '\n| method | vis class | negative AUC | positive AUC | images | steps with ties |\n|---|---|---|---|---|---|',
