@@ -19,6 +19,7 @@ import type { BertForSequenceClassification } from '../models/bert.js';
 import { writeLineChart } from '../reports/plots.js';
 import type { WordPieceTokenizer } from '../text/wordpiece.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
+import { stopPoint, watchStop } from '../util/interrupt.js';
 import { Progress } from '../util/progress.js';
 import { beginRun, type RunControl, type RunIdentity } from './run-dir.js';
 import { type Shard, type ShardRun, shardIndices } from './shards.js';
@@ -100,39 +101,45 @@ export async function runEraser(opts: EraserRunOptions): Promise<EraserSummary> 
   }
   const todo = shardIndices(annotations.length, opts.shard);
   const progress = new Progress('eraser', todo.length, records.length, opts.quiet);
-  for (let p = records.length; p < todo.length; p++) {
-    const i = todo[p]!;
-    const ann = annotations[i]!;
-    const docid = ann.evidences[0]?.[0]?.docid ?? ann.annotation_id;
-    const text = opts.documents.texts.get(docid)!;
-    const enc = tokenizer.encode(text, { maxLength: opts.maxLength });
-    const target = opts.classes.indexOf(ann.classification);
-    // The pipeline explains the gold class, not the prediction (quirk Q26).
-    const ex = await explainTokens(model, enc.inputIds, enc.attentionMask, 1, enc.inputIds.length, methods, {
-      classes: target,
-      startLayer: opts.startLayer,
-    });
-    const words = documentWords(text);
-    const rec: DocumentRecord = {
-      index: i,
-      annotation_id: ann.annotation_id,
-      docid,
-      target,
-      predicted: ex.predicted[0]!,
-      truncated: enc.truncated,
-      methods: {},
-    };
-    for (const m of ex.methods) {
-      const cam = Float32Array.from(m.raw[0]!, (v) => Math.max(v, 0)); // cam.clamp(min=0)
-      const wordScores = scoresPerWord(words, tokenizer, enc.inputIds, cam, {
-        document: opts.documents.files.get(docid) ?? docid,
+  const unwatch = watchStop();
+  try {
+    for (let p = records.length; p < todo.length; p++) {
+      const i = todo[p]!;
+      const ann = annotations[i]!;
+      const docid = ann.evidences[0]?.[0]?.docid ?? ann.annotation_id;
+      const text = opts.documents.texts.get(docid)!;
+      const enc = tokenizer.encode(text, { maxLength: opts.maxLength });
+      const target = opts.classes.indexOf(ann.classification);
+      // The pipeline explains the gold class, not the prediction (quirk Q26).
+      const ex = await explainTokens(model, enc.inputIds, enc.attentionMask, 1, enc.inputIds.length, methods, {
+        classes: target,
+        startLayer: opts.startLayer,
       });
-      rec.methods[m.method] = { tokens: Array.from(m.raw[0]!), words: Array.from(wordScores) };
+      const words = documentWords(text);
+      const rec: DocumentRecord = {
+        index: i,
+        annotation_id: ann.annotation_id,
+        docid,
+        target,
+        predicted: ex.predicted[0]!,
+        truncated: enc.truncated,
+        methods: {},
+      };
+      for (const m of ex.methods) {
+        const cam = Float32Array.from(m.raw[0]!, (v) => Math.max(v, 0)); // cam.clamp(min=0)
+        const wordScores = scoresPerWord(words, tokenizer, enc.inputIds, cam, {
+          document: opts.documents.files.get(docid) ?? docid,
+        });
+        rec.methods[m.method] = { tokens: Array.from(m.raw[0]!), words: Array.from(wordScores) };
+      }
+      appendFileSync(docsPath, `${JSON.stringify(rec)}\n`);
+      records.push(rec);
+      opts.onDocumentDone?.(i);
+      progress.update(p + 1);
+      await stopPoint(p + 1, todo.length);
     }
-    appendFileSync(docsPath, `${JSON.stringify(rec)}\n`);
-    records.push(rec);
-    opts.onDocumentDone?.(i);
-    progress.update(p + 1);
+  } finally {
+    unwatch();
   }
   progress.stop();
   return writeResults(

@@ -11,6 +11,7 @@ import type { ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { writeLineChart } from '../reports/plots.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
+import { stopPoint, watchStop } from '../util/interrupt.js';
 import { Progress } from '../util/progress.js';
 import {
   PERTURBATION_METRICS,
@@ -318,6 +319,7 @@ export async function runPerturbation(opts: PerturbRunOptions): Promise<PerturbS
           },
         )
       : undefined;
+    const unwatch = watchStop();
     try {
       // Batches are computed here or on worker threads; either way they are consumed (accumulated and
       // checkpointed, the counts and the rows done in one atomic write) in the data set's order.
@@ -335,8 +337,10 @@ export async function runPerturbation(opts: PerturbRunOptions): Promise<PerturbS
         opts.onBatchDone?.(processed);
         const shown = PerturbationAccumulator.fromJSON(state.runs[keys[0]!]!.acc);
         progress.update(processed, `${keys[0]}: AUC so far ${shown.auc().toFixed(2)}`);
+        await stopPoint(processed, total);
       }
     } finally {
+      unwatch();
       await pool?.close();
     }
     progress.stop();

@@ -2,6 +2,7 @@ import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSyn
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { FileFormatError } from '../formats/host-tensor.js';
+import { installStopHandlers } from '../util/interrupt.js';
 
 /**
  * One run per output folder. A run holds `<out>/run.lock` (host, pid, start time, command) while it writes the
@@ -199,7 +200,10 @@ export function acquireRunLock(
   return lock;
 }
 
-/** Runs `work` holding the lock of `dir`, released when it ends (or throws). */
+/**
+ * Runs `work` holding the lock of `dir`, released when it ends (or throws). The commands that write run folders
+ * go through here, so this is also where SIGINT/SIGTERM get their checkpoint-then-stop handling (util/interrupt.ts).
+ */
 export async function withRunLock<T>(
   dir: string,
   command: string,
@@ -207,6 +211,7 @@ export async function withRunLock<T>(
   work: () => Promise<T>,
 ): Promise<T> {
   const lock = acquireRunLock(dir, command, { steal });
+  installStopHandlers();
   try {
     return await work();
   } finally {

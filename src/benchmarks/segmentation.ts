@@ -30,6 +30,7 @@ import type { ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { overlayHeatmap, writePanelsPng } from '../reports/overlay.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
+import { stopPoint, watchStop } from '../util/interrupt.js';
 import { Progress } from '../util/progress.js';
 import { beginRun, type RunControl, type RunIdentity } from './run-dir.js';
 import { type Shard, type ShardRun, shardIndices } from './shards.js';
@@ -165,6 +166,7 @@ export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> 
           },
         )
       : undefined;
+    const unwatch = watchStop();
     try {
       // Images are computed here or on worker threads; either way they are consumed (accumulated,
       // written, checkpointed) in data-set order, so every worker count gives the same files.
@@ -215,8 +217,10 @@ export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> 
           state.nextIndex,
           `${first.name}: pixAcc ${(100 * r.pixelAccuracy).toFixed(2)} mIoU ${(100 * r.mIoU).toFixed(2)} mAP ${(100 * r.mAP).toFixed(2)}`,
         );
+        await stopPoint(state.nextIndex, todo.length);
       }
     } finally {
+      unwatch();
       await pool?.close();
     }
     progress.stop();

@@ -12,6 +12,7 @@ import type { ExplanationMethod } from '../methods/types.js';
 import type { ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { writeJsonAtomic } from '../util/files.js';
+import { stopPoint, watchStop } from '../util/interrupt.js';
 import { prefetcher } from '../util/prefetch.js';
 import { Progress } from '../util/progress.js';
 import { beginRun, type RunControl } from './run-dir.js';
@@ -168,6 +169,7 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
           { backend: par.backend, spec: par.spec, folder: par.folder, visClass, startLayer: opts.startLayer },
         )
       : undefined;
+    const unwatch = watchStop();
     try {
       // Images are explained here or on worker threads; rows are written in data-set order either way.
       // Here, the next images are read and decoded while this one is explained.
@@ -197,8 +199,10 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
         }
         opts.onImageDone?.(i);
         progress.update(++count);
+        await stopPoint(count, todo.length);
       }
     } finally {
+      unwatch();
       await pool?.close();
     }
     progress.stop();
