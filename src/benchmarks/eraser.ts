@@ -2,7 +2,7 @@ import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs
 import { join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { documentWords, type EraserAnnotation, type EraserDocuments } from '../datasets/eraser.js';
-import { FileFormatError } from '../formats/host-tensor.js';
+import { FileFormatError, fsErrorReason } from '../formats/host-tensor.js';
 import { explainTokens } from '../methods/explain.js';
 import type { ExplanationMethod } from '../methods/types.js';
 import {
@@ -86,20 +86,18 @@ export async function runEraser(opts: EraserRunOptions): Promise<EraserSummary> 
   const docsPath = join(outDir, 'documents.jsonl');
   const annotations = opts.annotations.slice(0, opts.limit ?? opts.annotations.length);
   let records: DocumentRecord[] = [];
+  const todo = shardIndices(annotations.length, opts.shard);
   if (beginRun(outDir, opts.identity, opts.resume)) {
-    // Keep complete lines only: a killed run may have left half a line.
-    const text = existsSync(docsPath) ? readFileSync(docsPath, 'utf8') : '';
-    const complete = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
-    records = complete
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as DocumentRecord);
-    writeFileSync(docsPath, complete);
+    records = resumeDocuments(
+      docsPath,
+      todo,
+      methods.map((m) => m.name),
+      log,
+    );
     log(`resuming ${outDir} at document ${records.length}`);
   } else {
     writeFileSync(docsPath, '');
   }
-  const todo = shardIndices(annotations.length, opts.shard);
   const progress = new Progress('eraser', todo.length, records.length, opts.quiet);
   const unwatch = watchStop();
   try {
@@ -153,6 +151,71 @@ export async function runEraser(opts: EraserRunOptions): Promise<EraserSummary> 
     },
     records,
     ks,
+  );
+}
+
+/**
+ * The documents a resumed run keeps: the complete lines of documents.jsonl, in the run's order, each a record of
+ * the expected document with every method's scores. A killed run may have left half a line (dropped quietly); a
+ * damaged line (garbled, cut, out of order) is reported with a warning, and it and the lines after it are
+ * recomputed. The file is cut to the kept lines.
+ */
+function resumeDocuments(
+  docsPath: string,
+  todo: readonly number[],
+  methods: readonly string[],
+  log: (s: string) => void,
+): DocumentRecord[] {
+  let text: string;
+  try {
+    text = existsSync(docsPath) ? readFileSync(docsPath, 'utf8') : '';
+  } catch (e) {
+    throw new FileFormatError(docsPath, fsErrorReason(e));
+  }
+  const records: DocumentRecord[] = [];
+  let kept = 0;
+  let problem: string | undefined;
+  for (let p = 0; p < todo.length; p++) {
+    const nl = text.indexOf('\n', kept);
+    if (nl < 0) break;
+    const line = text.slice(kept, nl);
+    let rec: DocumentRecord | undefined;
+    try {
+      rec = JSON.parse(line) as DocumentRecord;
+    } catch {
+      problem = `line ${p + 1} is not a complete JSON record`;
+      break;
+    }
+    if (!documentRecordFits(rec, todo[p]!, methods)) {
+      problem = `line ${p + 1} is not the record of document ${todo[p]} with every method's scores`;
+      break;
+    }
+    records.push(rec);
+    kept = nl + 1;
+  }
+  if (problem)
+    log(`warning: ${docsPath}: ${problem}; keeping the ${records.length} documents before it, the rest is recomputed`);
+  else if (kept < text.length && text.indexOf('\n', kept) >= 0)
+    log(`warning: ${docsPath}: lines after the ${todo.length} documents of this run; dropped`);
+  writeFileSync(docsPath, text.slice(0, kept));
+  return records;
+}
+
+function documentRecordFits(r: unknown, index: number, methods: readonly string[]): r is DocumentRecord {
+  const rec = r as DocumentRecord;
+  const numbers = (a: unknown) => Array.isArray(a) && a.every((v) => typeof v === 'number');
+  return (
+    typeof rec === 'object' &&
+    rec !== null &&
+    rec.index === index &&
+    typeof rec.annotation_id === 'string' &&
+    typeof rec.docid === 'string' &&
+    Number.isInteger(rec.target) &&
+    Number.isInteger(rec.predicted) &&
+    typeof rec.truncated === 'boolean' &&
+    typeof rec.methods === 'object' &&
+    rec.methods !== null &&
+    methods.every((m) => numbers(rec.methods[m]?.tokens) && numbers(rec.methods[m]?.words))
   );
 }
 
