@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { documentWords, type EraserAnnotation, type EraserDocuments } from '../datasets/eraser.js';
@@ -18,7 +18,7 @@ import {
 import type { BertForSequenceClassification } from '../models/bert.js';
 import { writeLineChart } from '../reports/plots.js';
 import type { WordPieceTokenizer } from '../text/wordpiece.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
+import { appendFileChecked, writeFileAtomic, writeFileChecked, writeJsonAtomic } from '../util/files.js';
 import { stopPoint, watchStop } from '../util/interrupt.js';
 import { Progress } from '../util/progress.js';
 import { beginRun, type RunControl, type RunIdentity } from './run-dir.js';
@@ -96,7 +96,7 @@ export async function runEraser(opts: EraserRunOptions): Promise<EraserSummary> 
     );
     log(`resuming ${outDir} at document ${records.length}`);
   } else {
-    writeFileSync(docsPath, '');
+    writeFileChecked(docsPath, '');
   }
   const progress = new Progress('eraser', todo.length, records.length, opts.quiet);
   const unwatch = watchStop();
@@ -130,7 +130,7 @@ export async function runEraser(opts: EraserRunOptions): Promise<EraserSummary> 
         });
         rec.methods[m.method] = { tokens: Array.from(m.raw[0]!), words: Array.from(wordScores) };
       }
-      appendFileSync(docsPath, `${JSON.stringify(rec)}\n`);
+      appendFileChecked(docsPath, `${JSON.stringify(rec)}\n`);
       records.push(rec);
       opts.onDocumentDone?.(i);
       progress.update(p + 1);
@@ -197,7 +197,7 @@ function resumeDocuments(
     log(`warning: ${docsPath}: ${problem}; keeping the ${records.length} documents before it, the rest is recomputed`);
   else if (kept < text.length && text.indexOf('\n', kept) >= 0)
     log(`warning: ${docsPath}: lines after the ${todo.length} documents of this run; dropped`);
-  writeFileSync(docsPath, text.slice(0, kept));
+  writeFileChecked(docsPath, text.slice(0, kept));
   return records;
 }
 

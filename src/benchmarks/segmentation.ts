@@ -1,14 +1,5 @@
 import { createHash } from 'node:crypto';
-import {
-  appendFileSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  truncateSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { type GtsegsDataset, openGtsegs, preprocessSegItem } from '../datasets/gtsegs.js';
@@ -30,7 +21,7 @@ import {
 import type { ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { overlayHeatmap, writePanelsPng } from '../reports/overlay.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
+import { appendFileChecked, writeFileAtomic, writeFileChecked, writeJsonAtomic } from '../util/files.js';
 import { stopPoint, watchStop } from '../util/interrupt.js';
 import { Progress } from '../util/progress.js';
 import { beginRun, type RunControl, type RunIdentity, readCheckpoint, writeCheckpoint } from './run-dir.js';
@@ -172,7 +163,7 @@ function resumeSegState(
   const problem =
     'value' in cp ? 'damaged: not the checkpoint of this run (its methods or counts do not fit)' : cp.problem;
   const { state, images } = rebuildSegState(csv, names, todo, height);
-  if (images === 0) writeFileSync(csvPath, CSV_HEADER);
+  if (images === 0) writeFileChecked(csvPath, CSV_HEADER);
   log(
     `warning: ${statePath}: ${problem}; rebuilt from the ${images} complete images of per_image.csv (the rest is recomputed; the timings of the earlier part are lost, and the row-F1 quirk metric is summed from per-image means)`,
   );
@@ -303,7 +294,7 @@ export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> 
       truncateSync(csvPath, state.csvBytes);
       log(`resuming ${outDir} at image ${state.nextIndex}`);
     } else {
-      writeFileSync(csvPath, CSV_HEADER);
+      writeFileChecked(csvPath, CSV_HEADER);
       csvHash.update(CSV_HEADER);
       state = freshSegState(names);
       state.csvSha256 = csvHash.copy().digest('hex');
@@ -370,7 +361,7 @@ export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> 
         if (res.panel)
           await saveOverlay(join(outDir, 'images', `${String(i).padStart(5, '0')}.png`), res.panel, res.methods);
         const chunk = stringify(rows);
-        appendFileSync(csvPath, chunk);
+        appendFileChecked(csvPath, chunk);
         csvHash.update(chunk);
         state.csvBytes += Buffer.byteLength(chunk);
         state.csvSha256 = csvHash.copy().digest('hex');
