@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
@@ -130,7 +131,7 @@ export async function runEraser(opts: EraserRunOptions): Promise<EraserSummary> 
         });
         rec.methods[m.method] = { tokens: Array.from(m.raw[0]!), words: Array.from(wordScores) };
       }
-      appendFileChecked(docsPath, `${JSON.stringify(rec)}\n`);
+      appendFileChecked(docsPath, recordLine(rec));
       records.push(rec);
       opts.onDocumentDone?.(i);
       progress.update(p + 1);
@@ -186,6 +187,11 @@ function resumeDocuments(
       problem = `line ${p + 1} is not a complete JSON record`;
       break;
     }
+    const { check, ...body } = (rec ?? {}) as DocumentRecord & { check?: unknown };
+    if (typeof check !== 'string' || check !== recordCheck(body)) {
+      problem = `line ${p + 1} is damaged (${typeof check === 'string' ? 'its checksum does not match its contents' : 'no checksum'})`;
+      break;
+    }
     if (!documentRecordFits(rec, todo[p]!, methods)) {
       problem = `line ${p + 1} is not the record of document ${todo[p]} with every method's scores`;
       break;
@@ -199,6 +205,16 @@ function resumeDocuments(
     log(`warning: ${docsPath}: lines after the ${todo.length} documents of this run; dropped`);
   writeFileChecked(docsPath, text.slice(0, kept));
   return records;
+}
+
+/** The `check` of a documents.jsonl line: the first 16 hex digits of the SHA-256 of the record's JSON without it. */
+function recordCheck(rec: object): string {
+  return createHash('sha256').update(JSON.stringify(rec)).digest('hex').slice(0, 16);
+}
+
+/** A documents.jsonl line: the record and its checksum, so that a resumed run can tell a damaged line. */
+function recordLine(rec: DocumentRecord): string {
+  return `${JSON.stringify({ ...rec, check: recordCheck(rec) })}\n`;
 }
 
 function documentRecordFits(r: unknown, index: number, methods: readonly string[]): r is DocumentRecord {
