@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -89,5 +89,66 @@ describe('write errors: one line, then --resume ends equal', () => {
     const all = filesUnder(whole);
     assert.deepEqual(filesUnder(out), all);
     for (const f of all) assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(whole, f))), f);
+  });
+
+  /** Mounts a tmpfs of `kb` KiB (root only); undefined where mounting is not allowed. */
+  function smallDisk(kb: number): { dir: string; unmount: () => void } | undefined {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-tmpfs-'));
+    mkdirSync(dir, { recursive: true });
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${kb}k`, 'tmpfs', dir], { encoding: 'utf8' });
+    if (m.status !== 0) return undefined;
+    return { dir, unmount: () => spawnSync('umount', [dir]) };
+  }
+
+  test('a real full disk (a 600 KiB tmpfs; skipped where mount is not allowed): seg --save-img and visualize print one line; seg moved to a larger disk resumes equal', (t) => {
+    const disk = smallDisk(600);
+    if (!disk) {
+      t.skip('mount -t tmpfs is not allowed here (the injected faults above cover the same paths)');
+      return;
+    }
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'bench-fulldisk-'));
+      const args = ['seg', '--limit', '8', '--method', 'rollout', '--save-img', '8', '--quiet'];
+      assert.equal(bench([...args, '--out', join(dir, 'whole')]).code, 0);
+      const full = join(disk.dir, 'seg');
+      const r = bench([...args, '--out', full]);
+      assert.equal(r.code, 1, r.stderr);
+      const lines = afterStartup(r.stderr);
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(
+        lines[0]!,
+        /^bench: error: .*seg\/\S+: cannot write: no space left on device \(ENOSPC\); free space and run again with --resume$/,
+      );
+      const moved = join(dir, 'moved');
+      cpSync(full, moved, { recursive: true });
+      const res = bench([...args, '--out', moved, '--resume']);
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(
+        readFileSync(join(moved, 'per_image.csv'), 'utf8'),
+        readFileSync(join(dir, 'whole', 'per_image.csv'), 'utf8'),
+      );
+      assert.deepEqual(withoutTimings(join(moved, 'summary.json')), withoutTimings(join(dir, 'whole', 'summary.json')));
+      for (const f of filesUnder(join(dir, 'whole')).filter((f) => f.endsWith('.png')))
+        assert.ok(readFileSync(join(moved, f)).equals(readFileSync(join(dir, 'whole', f))), f);
+
+      spawnSync('rm', ['-rf', full]);
+      const v = bench([
+        'visualize',
+        '--method',
+        'rollout,transformer_attribution',
+        '--quiet',
+        '--out',
+        join(disk.dir, 'vis'),
+      ]);
+      assert.equal(v.code, 1, v.stderr);
+      const vl = afterStartup(v.stderr);
+      assert.equal(vl.length, 1, v.stderr);
+      assert.match(
+        vl[0]!,
+        /^bench: error: .*results\.hdf5: cannot write: no space left on device \(ENOSPC\); free space and run again with --resume$/,
+      );
+    } finally {
+      disk.unmount();
+    }
   });
 });

@@ -11,7 +11,7 @@ import { resolveMethods } from '../methods/registry.js';
 import type { ExplanationMethod } from '../methods/types.js';
 import type { ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
-import { writeJsonAtomic } from '../util/files.js';
+import { diskFullOr, writeJsonAtomic } from '../util/files.js';
 import { stopPoint, watchStop } from '../util/interrupt.js';
 import { prefetcher } from '../util/prefetch.js';
 import { Progress } from '../util/progress.js';
@@ -135,6 +135,7 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
     written_by: 'bench visualize',
   });
   const writers = new Map<string, ExplanationWriter>();
+  let failed = false;
   try {
     for (const m of methods) {
       const file = visFile(outDir, m.name, visClass);
@@ -195,7 +196,12 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
               `warning: ${m.method}: constant map for image ${i} (${folder.items[i]!.file}); written as zeros (the reference writes NaN)`,
             );
           }
-          writers.get(m.method)!.append([{ vis: m.map, image: r.image, target: r.label, index: i }]);
+          const w = writers.get(m.method)!;
+          try {
+            w.append([{ vis: m.map, image: r.image, target: r.label, index: i }]);
+          } catch (e) {
+            throw diskFullOr(e, visFile(outDir, m.method, visClass));
+          }
         }
         opts.onImageDone?.(i);
         progress.update(++count);
@@ -220,7 +226,17 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
     };
     writeJsonAtomic(join(outDir, `visualize-${visClass}.json`), summary);
     return summary;
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
-    for (const w of writers.values()) w.close();
+    // A failed run's error is the one to report, not a second one from closing a file it left mid-write.
+    for (const w of writers.values()) {
+      try {
+        w.close();
+      } catch (e) {
+        if (!failed) throw diskFullOr(e, w.file);
+      }
+    }
   }
 }

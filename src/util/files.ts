@@ -9,6 +9,7 @@ import {
   openSync,
   readdirSync,
   renameSync,
+  statfsSync,
   statSync,
   unlinkSync,
   writeFileSync,
@@ -75,6 +76,20 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     }
     throw new FileFormatError(file, writeErrorReason(e));
   }
+}
+
+/**
+ * For writers that do not report errno codes (HDF5 through h5wasm): `e`, or, when the disk holding `file` has
+ * (almost) no space left, the full-disk error naming the file.
+ */
+export function diskFullOr(e: unknown, file: string): unknown {
+  try {
+    const s = statfsSync(dirname(file));
+    if (s.bavail * s.bsize < 1 << 20) return new FileFormatError(file, writeErrorReason({ code: 'ENOSPC' }));
+  } catch {
+    // no statfs here: the original error
+  }
+  return e;
 }
 
 /** appendFileSync whose failure is one line naming the file (a full disk: what to do). */
