@@ -230,13 +230,22 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
     failed = true;
     throw e;
   } finally {
-    // A failed run's error is the one to report, not a second one from closing a file it left mid-write.
-    for (const w of writers.values()) {
-      try {
-        w.close();
-      } catch (e) {
-        if (!failed) throw diskFullOr(e, w.file);
-      }
+    closeWriters(writers.values(), failed);
+  }
+}
+
+/**
+ * Closes the explanation files. After a failure, that failure is the error to report, not a second one from
+ * closing a file it left mid-write (a full disk); after a success, a close error is reported.
+ */
+function closeWriters(writers: Iterable<ExplanationWriter>, failed: boolean): void {
+  let first: unknown;
+  for (const w of writers) {
+    try {
+      w.close();
+    } catch (e) {
+      first ??= diskFullOr(e, w.file);
     }
   }
+  if (first !== undefined && !failed) throw first;
 }
