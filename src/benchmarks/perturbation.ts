@@ -444,7 +444,7 @@ export async function mergePerturbationShards(
     }
   }
   writeJsonAtomic(join(outDir, 'run.json'), identity);
-  writeJsonAtomic(join(outDir, 'state.json'), state);
+  writeCheckpoint(join(outDir, 'state.json'), state);
   const summary = summarize(
     { inputs, settings, ties: identity.ties as TieRule, model: model.name, shard: null },
     state,

@@ -470,7 +470,8 @@ export function mergeSegmentationShards(
   writeJsonAtomic(join(outDir, 'run.json'), identity);
   writeFileAtomic(join(outDir, 'per_image.csv'), csv);
   state.csvBytes = Buffer.byteLength(csv);
-  writeJsonAtomic(join(outDir, 'state.json'), state);
+  state.csvSha256 = createHash('sha256').update(csv).digest('hex');
+  writeCheckpoint(join(outDir, 'state.json'), state);
   for (const r of shards) {
     const dir = join(r.dir, 'images');
     if (!existsSync(dir)) continue;
