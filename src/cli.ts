@@ -10,6 +10,7 @@ import { regressCommand } from './commands/regress.js';
 import { reportCommand } from './commands/report.js';
 import { segCommand } from './commands/seg.js';
 import { visualizeCommand } from './commands/visualize.js';
+import { RunStopped } from './util/interrupt.js';
 
 /**
  * `bench`: the command-line entry. Commands only parse options and call library functions that the tests
@@ -21,6 +22,11 @@ import { visualizeCommand } from './commands/visualize.js';
  * --version answer at once.
  */
 function fail(msg: string | undefined, err: Error | undefined): never {
+  if (err instanceof RunStopped) {
+    // SIGINT/SIGTERM: the checkpoint is written; not an error of the run.
+    process.stderr.write(`bench: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
   const text = err?.message ?? msg ?? 'unknown error';
   if (process.env.BENCH_DEBUG && err?.stack) process.stderr.write(`${err.stack}\n`);
   process.stderr.write(`bench: error: ${text}\n`);

@@ -1,8 +1,9 @@
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { documentWords, type EraserAnnotation, type EraserDocuments } from '../datasets/eraser.js';
-import { FileFormatError } from '../formats/host-tensor.js';
+import { FileFormatError, fsErrorReason } from '../formats/host-tensor.js';
 import { explainTokens } from '../methods/explain.js';
 import type { ExplanationMethod } from '../methods/types.js';
 import {
@@ -18,7 +19,8 @@ import {
 import type { BertForSequenceClassification } from '../models/bert.js';
 import { writeLineChart } from '../reports/plots.js';
 import type { WordPieceTokenizer } from '../text/wordpiece.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
+import { appendFileChecked, writeFileAtomic, writeFileChecked, writeJsonAtomic } from '../util/files.js';
+import { stopPoint, watchStop } from '../util/interrupt.js';
 import { Progress } from '../util/progress.js';
 import { beginRun, type RunControl, type RunIdentity } from './run-dir.js';
 import { type Shard, type ShardRun, shardIndices } from './shards.js';
@@ -85,54 +87,58 @@ export async function runEraser(opts: EraserRunOptions): Promise<EraserSummary> 
   const docsPath = join(outDir, 'documents.jsonl');
   const annotations = opts.annotations.slice(0, opts.limit ?? opts.annotations.length);
   let records: DocumentRecord[] = [];
+  const todo = shardIndices(annotations.length, opts.shard);
   if (beginRun(outDir, opts.identity, opts.resume)) {
-    // Keep complete lines only: a killed run may have left half a line.
-    const text = existsSync(docsPath) ? readFileSync(docsPath, 'utf8') : '';
-    const complete = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
-    records = complete
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as DocumentRecord);
-    writeFileSync(docsPath, complete);
+    records = resumeDocuments(
+      docsPath,
+      todo,
+      methods.map((m) => m.name),
+      log,
+    );
     log(`resuming ${outDir} at document ${records.length}`);
   } else {
-    writeFileSync(docsPath, '');
+    writeFileChecked(docsPath, '');
   }
-  const todo = shardIndices(annotations.length, opts.shard);
   const progress = new Progress('eraser', todo.length, records.length, opts.quiet);
-  for (let p = records.length; p < todo.length; p++) {
-    const i = todo[p]!;
-    const ann = annotations[i]!;
-    const docid = ann.evidences[0]?.[0]?.docid ?? ann.annotation_id;
-    const text = opts.documents.texts.get(docid)!;
-    const enc = tokenizer.encode(text, { maxLength: opts.maxLength });
-    const target = opts.classes.indexOf(ann.classification);
-    // The pipeline explains the gold class, not the prediction (quirk Q26).
-    const ex = await explainTokens(model, enc.inputIds, enc.attentionMask, 1, enc.inputIds.length, methods, {
-      classes: target,
-      startLayer: opts.startLayer,
-    });
-    const words = documentWords(text);
-    const rec: DocumentRecord = {
-      index: i,
-      annotation_id: ann.annotation_id,
-      docid,
-      target,
-      predicted: ex.predicted[0]!,
-      truncated: enc.truncated,
-      methods: {},
-    };
-    for (const m of ex.methods) {
-      const cam = Float32Array.from(m.raw[0]!, (v) => Math.max(v, 0)); // cam.clamp(min=0)
-      const wordScores = scoresPerWord(words, tokenizer, enc.inputIds, cam, {
-        document: opts.documents.files.get(docid) ?? docid,
+  const unwatch = watchStop();
+  try {
+    for (let p = records.length; p < todo.length; p++) {
+      const i = todo[p]!;
+      const ann = annotations[i]!;
+      const docid = ann.evidences[0]?.[0]?.docid ?? ann.annotation_id;
+      const text = opts.documents.texts.get(docid)!;
+      const enc = tokenizer.encode(text, { maxLength: opts.maxLength });
+      const target = opts.classes.indexOf(ann.classification);
+      // The pipeline explains the gold class, not the prediction (quirk Q26).
+      const ex = await explainTokens(model, enc.inputIds, enc.attentionMask, 1, enc.inputIds.length, methods, {
+        classes: target,
+        startLayer: opts.startLayer,
       });
-      rec.methods[m.method] = { tokens: Array.from(m.raw[0]!), words: Array.from(wordScores) };
+      const words = documentWords(text);
+      const rec: DocumentRecord = {
+        index: i,
+        annotation_id: ann.annotation_id,
+        docid,
+        target,
+        predicted: ex.predicted[0]!,
+        truncated: enc.truncated,
+        methods: {},
+      };
+      for (const m of ex.methods) {
+        const cam = Float32Array.from(m.raw[0]!, (v) => Math.max(v, 0)); // cam.clamp(min=0)
+        const wordScores = scoresPerWord(words, tokenizer, enc.inputIds, cam, {
+          document: opts.documents.files.get(docid) ?? docid,
+        });
+        rec.methods[m.method] = { tokens: Array.from(m.raw[0]!), words: Array.from(wordScores) };
+      }
+      appendFileChecked(docsPath, recordLine(rec));
+      records.push(rec);
+      opts.onDocumentDone?.(i);
+      progress.update(p + 1);
+      await stopPoint(p + 1, todo.length);
     }
-    appendFileSync(docsPath, `${JSON.stringify(rec)}\n`);
-    records.push(rec);
-    opts.onDocumentDone?.(i);
-    progress.update(p + 1);
+  } finally {
+    unwatch();
   }
   progress.stop();
   return writeResults(
@@ -146,6 +152,86 @@ export async function runEraser(opts: EraserRunOptions): Promise<EraserSummary> 
     },
     records,
     ks,
+  );
+}
+
+/**
+ * The documents a resumed run keeps: the complete lines of documents.jsonl, in the run's order, each a record of
+ * the expected document with every method's scores. A killed run may have left half a line (dropped quietly); a
+ * damaged line (garbled, cut, out of order) is reported with a warning, and it and the lines after it are
+ * recomputed. The file is cut to the kept lines.
+ */
+function resumeDocuments(
+  docsPath: string,
+  todo: readonly number[],
+  methods: readonly string[],
+  log: (s: string) => void,
+): DocumentRecord[] {
+  let text: string;
+  try {
+    text = existsSync(docsPath) ? readFileSync(docsPath, 'utf8') : '';
+  } catch (e) {
+    throw new FileFormatError(docsPath, fsErrorReason(e));
+  }
+  const records: DocumentRecord[] = [];
+  let kept = 0;
+  let problem: string | undefined;
+  for (let p = 0; p < todo.length; p++) {
+    const nl = text.indexOf('\n', kept);
+    if (nl < 0) break;
+    const line = text.slice(kept, nl);
+    let rec: DocumentRecord | undefined;
+    try {
+      rec = JSON.parse(line) as DocumentRecord;
+    } catch {
+      problem = `line ${p + 1} is not a complete JSON record`;
+      break;
+    }
+    const { check, ...body } = (rec ?? {}) as DocumentRecord & { check?: unknown };
+    if (typeof check !== 'string' || check !== recordCheck(body)) {
+      problem = `line ${p + 1} is damaged (${typeof check === 'string' ? 'its checksum does not match its contents' : 'no checksum'})`;
+      break;
+    }
+    if (!documentRecordFits(rec, todo[p]!, methods)) {
+      problem = `line ${p + 1} is not the record of document ${todo[p]} with every method's scores`;
+      break;
+    }
+    records.push(rec);
+    kept = nl + 1;
+  }
+  if (problem)
+    log(`warning: ${docsPath}: ${problem}; keeping the ${records.length} documents before it, the rest is recomputed`);
+  else if (kept < text.length && text.indexOf('\n', kept) >= 0)
+    log(`warning: ${docsPath}: lines after the ${todo.length} documents of this run; dropped`);
+  writeFileChecked(docsPath, text.slice(0, kept));
+  return records;
+}
+
+/** The `check` of a documents.jsonl line: the first 16 hex digits of the SHA-256 of the record's JSON without it. */
+function recordCheck(rec: object): string {
+  return createHash('sha256').update(JSON.stringify(rec)).digest('hex').slice(0, 16);
+}
+
+/** A documents.jsonl line: the record and its checksum, so that a resumed run can tell a damaged line. */
+function recordLine(rec: DocumentRecord): string {
+  return `${JSON.stringify({ ...rec, check: recordCheck(rec) })}\n`;
+}
+
+function documentRecordFits(r: unknown, index: number, methods: readonly string[]): r is DocumentRecord {
+  const rec = r as DocumentRecord;
+  const numbers = (a: unknown) => Array.isArray(a) && a.every((v) => typeof v === 'number');
+  return (
+    typeof rec === 'object' &&
+    rec !== null &&
+    rec.index === index &&
+    typeof rec.annotation_id === 'string' &&
+    typeof rec.docid === 'string' &&
+    Number.isInteger(rec.target) &&
+    Number.isInteger(rec.predicted) &&
+    typeof rec.truncated === 'boolean' &&
+    typeof rec.methods === 'object' &&
+    rec.methods !== null &&
+    methods.every((m) => numbers(rec.methods[m]?.tokens) && numbers(rec.methods[m]?.words))
   );
 }
 

@@ -12,6 +12,7 @@ import type { ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { writeLineChart } from '../reports/plots.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
+import { stopPoint, watchStop } from '../util/interrupt.js';
 import { Progress } from '../util/progress.js';
 import {
   PERTURBATION_METRICS,
@@ -22,7 +23,7 @@ import {
   pixelsToRemove,
   type TieRule,
 } from './perturbation-core.js';
-import { beginRun, type RunControl, type RunIdentity } from './run-dir.js';
+import { beginRun, type RunControl, type RunIdentity, readCheckpoint, writeCheckpoint } from './run-dir.js';
 import { type Shard, ShardError, type ShardRun, shardIndices } from './shards.js';
 
 /**
@@ -290,16 +291,33 @@ export async function runPerturbation(opts: PerturbRunOptions): Promise<PerturbS
           `shard ${opts.shard.index}/${opts.shard.count} has no rows of ${input.file} (${rowsOf(input)} rows): use at most ${rowsOf(input)} shards`,
         );
     }
-    let state: PerturbState;
-    if (beginRun(outDir, opts.identity, opts.resume, 'state.json')) {
-      state = JSON.parse(readFileSync(statePath, 'utf8')) as PerturbState;
-      log(`resuming ${outDir}`);
-    } else {
-      state = { runs: {} };
+    const fresh = (): PerturbState => {
+      const st: PerturbState = { runs: {} };
       for (const i of opts.inputs)
         for (const s of opts.settings)
-          state.runs[keyOf(i, s)] = { nextRow: 0, acc: new PerturbationAccumulator().toJSON() };
-      writeJsonAtomic(statePath, state);
+          st.runs[keyOf(i, s)] = { nextRow: 0, acc: new PerturbationAccumulator().toJSON() };
+      return st;
+    };
+    let state: PerturbState;
+    if (beginRun(outDir, opts.identity, opts.resume, 'state.json')) {
+      // The accumulated curves live only in state.json: a damaged one means starting again.
+      const cp = readCheckpoint<PerturbState>(statePath);
+      const keys = opts.inputs.flatMap((i) => opts.settings.map((s) => keyOf(i, s)));
+      const fits =
+        'value' in cp && keys.every((k) => Number.isInteger(cp.value.runs?.[k]?.nextRow) && cp.value.runs[k]!.acc);
+      if ('value' in cp && fits) {
+        state = cp.value;
+        log(`resuming ${outDir}`);
+      } else {
+        log(
+          `warning: ${statePath}: ${'value' in cp ? 'damaged: not the checkpoint of this run' : cp.problem}; the perturbation curves are kept only there, so the run starts again from the first row`,
+        );
+        state = fresh();
+        writeCheckpoint(statePath, state);
+      }
+    } else {
+      state = fresh();
+      writeCheckpoint(statePath, state);
     }
     const groups = groupInputs(opts.inputs, rowsOf);
     const keysOf = (files: readonly number[]) =>
@@ -338,6 +356,7 @@ export async function runPerturbation(opts: PerturbRunOptions): Promise<PerturbS
           },
         )
       : undefined;
+    const unwatch = watchStop();
     try {
       // Batches are computed here or on worker threads; either way they are consumed (accumulated and
       // checkpointed, the counts and the rows done in one atomic write) in the data set's order.
@@ -350,13 +369,15 @@ export async function runPerturbation(opts: PerturbRunOptions): Promise<PerturbS
           run.acc = PerturbationAccumulator.fromJSON(run.acc).merge(res.accs[j]!).toJSON();
           run.nextRow += item.rows.length;
         });
-        writeJsonAtomic(statePath, state);
+        writeCheckpoint(statePath, state);
         processed += item.rows.length * keys.length;
         opts.onBatchDone?.(processed);
         const shown = PerturbationAccumulator.fromJSON(state.runs[keys[0]!]!.acc);
         progress.update(processed, `${keys[0]}: AUC so far ${shown.auc().toFixed(2)}`);
+        await stopPoint(processed, total);
       }
     } finally {
+      unwatch();
       await pool?.close();
     }
     progress.stop();
@@ -443,7 +464,7 @@ export async function mergePerturbationShards(
     }
   }
   writeJsonAtomic(join(outDir, 'run.json'), identity);
-  writeJsonAtomic(join(outDir, 'state.json'), state);
+  writeCheckpoint(join(outDir, 'state.json'), state);
   const summary = summarize(
     { inputs, settings, ties: identity.ties as TieRule, model: model.name, shard: null },
     state,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { FileFormatError, fsErrorReason } from '../formats/host-tensor.js';
@@ -92,11 +93,53 @@ export function beginRun(
   }
   if (!resume)
     throw new Error(`${outDir} already holds a run (${marker}); pass --resume to continue it, or choose another --out`);
-  if (!sameIdentity(readRunIdentity(outDir), identity)) {
+  const runFile = join(outDir, 'run.json');
+  const found = readRunIdentity(outDir);
+  if (!found || typeof found.command !== 'string') {
+    throw new FileFormatError(
+      runFile,
+      `${existsSync(runFile) ? 'damaged (not the JSON bench wrote)' : 'missing'}: cannot check that --resume continues the same run; restore it, or start again with another --out`,
+    );
+  }
+  if (!sameIdentity(found, identity)) {
     throw new Error(
       `${outDir}: cannot resume: run.json describes a different run (model, weights, data, methods or options differ)`,
     );
   }
   removeStaleTempFiles(outDir);
   return true;
+}
+
+/** The checksum a checkpoint carries (`check`): SHA-256 of its JSON without it. */
+function checksum(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex');
+}
+
+/** Writes a checkpoint (state.json) atomically, with a checksum of its contents. */
+export function writeCheckpoint(file: string, value: object): void {
+  writeJsonAtomic(file, { ...value, check: checksum(value) });
+}
+
+/**
+ * Reads a checkpoint written by writeCheckpoint: its value, or what is wrong with it (missing, not JSON, cut, or
+ * changed since it was written: the checksum does not match), so that the run can rebuild it or say so.
+ */
+export function readCheckpoint<T>(file: string): { value: T; problem?: undefined } | { problem: string } {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    return { problem: fsErrorReason(e) };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    return { problem: `damaged: not complete JSON (${(e as Error).message})` };
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return { problem: 'damaged: not a JSON object' };
+  const { check, ...value } = parsed as { check?: unknown };
+  if (typeof check !== 'string') return { problem: 'damaged or from an older bench: no checksum' };
+  if (check !== checksum(value)) return { problem: 'damaged: its checksum does not match its contents' };
+  return { value: value as T };
 }

@@ -1,20 +1,12 @@
-import {
-  appendFileSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  truncateSync,
-  writeFileSync,
-} from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { type GtsegsDataset, openGtsegs, preprocessSegItem } from '../datasets/gtsegs.js';
 import type { BackendChoice } from '../engine/backend.js';
 import * as tf from '../engine/tf.js';
 import { resultsInOrder, siblingModule, WorkerPool } from '../engine/worker-pool.js';
-import { FileFormatError } from '../formats/host-tensor.js';
+import { FileFormatError, fsErrorReason } from '../formats/host-tensor.js';
 import { explain } from '../methods/explain.js';
 import type { ExplanationMethod } from '../methods/types.js';
 import {
@@ -29,9 +21,10 @@ import {
 import type { ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { overlayHeatmap, writePanelsPng } from '../reports/overlay.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
+import { appendFileChecked, writeFileAtomic, writeFileChecked, writeJsonAtomic } from '../util/files.js';
+import { stopPoint, watchStop } from '../util/interrupt.js';
 import { Progress } from '../util/progress.js';
-import { beginRun, type RunControl, type RunIdentity } from './run-dir.js';
+import { beginRun, type RunControl, type RunIdentity, readCheckpoint, writeCheckpoint } from './run-dir.js';
 import { type Shard, type ShardRun, shardIndices } from './shards.js';
 
 /**
@@ -93,6 +86,8 @@ interface SegState {
   /** How many of this run's images (the shard's, in order) are done. */
   nextIndex: number;
   csvBytes: number;
+  /** SHA-256 of per_image.csv's first csvBytes bytes: a resumed run checks that the rows are still those. */
+  csvSha256?: string;
   sharedSeconds: number;
   methods: Record<string, { acc: SegmentationAccumulatorJSON; seconds: number; constantMaps: number }>;
 }
@@ -115,6 +110,170 @@ const CSV_COLUMNS = [
   'constant_map',
 ] as const;
 
+const CSV_HEADER = stringify([], { header: true, columns: [...CSV_COLUMNS] });
+
+function freshSegState(names: readonly string[]): SegState {
+  return {
+    nextIndex: 0,
+    csvBytes: Buffer.byteLength(CSV_HEADER),
+    sharedSeconds: 0,
+    methods: Object.fromEntries(
+      names.map((m) => [m, { acc: new SegmentationAccumulator().toJSON(), seconds: 0, constantMaps: 0 }]),
+    ),
+  };
+}
+
+function readCsvPrefix(file: string, bytes: number): Buffer {
+  try {
+    return readFileSync(file).subarray(0, bytes);
+  } catch (e) {
+    throw new FileFormatError(file, fsErrorReason(e));
+  }
+}
+
+/**
+ * The checkpoint of a resumed run. A damaged state.json (cut, garbled, changed: its checksum) is rebuilt from the
+ * rows of per_image.csv, with a warning: every complete image in order, the rest recomputed. A sound state.json
+ * whose per_image.csv rows are no longer the ones it counted (cut or changed: the CSV's checksum) is an error, as
+ * those rows cannot be trusted.
+ */
+function resumeSegState(
+  statePath: string,
+  csvPath: string,
+  names: readonly string[],
+  todo: readonly number[],
+  height: number,
+  log: (s: string) => void,
+): SegState {
+  const cp = readCheckpoint<SegState>(statePath);
+  const csv = existsSync(csvPath) ? readCsvPrefix(csvPath, Number.POSITIVE_INFINITY) : Buffer.alloc(0);
+  if ('value' in cp && segStateFits(cp.value, names, todo.length)) {
+    const s = cp.value;
+    if (
+      csv.length < s.csvBytes ||
+      createHash('sha256').update(csv.subarray(0, s.csvBytes)).digest('hex') !== s.csvSha256
+    ) {
+      throw new FileFormatError(
+        csvPath,
+        `does not hold the rows its checkpoint ${statePath} counts (${s.nextIndex} images): cut or changed since they were written, so they cannot be trusted; start the run again with another --out`,
+      );
+    }
+    return s;
+  }
+  const problem =
+    'value' in cp ? 'damaged: not the checkpoint of this run (its methods or counts do not fit)' : cp.problem;
+  const { state, images } = rebuildSegState(csv, names, todo, height);
+  if (images === 0) writeFileChecked(csvPath, CSV_HEADER);
+  log(
+    `warning: ${statePath}: ${problem}; rebuilt from the ${images} complete images of per_image.csv (the rest is recomputed; the timings of the earlier part are lost, and the row-F1 quirk metric is summed from per-image means)`,
+  );
+  writeCheckpoint(statePath, state);
+  return state;
+}
+
+function segStateFits(s: SegState, names: readonly string[], total: number): boolean {
+  return (
+    Number.isInteger(s.nextIndex) &&
+    s.nextIndex >= 0 &&
+    s.nextIndex <= total &&
+    Number.isInteger(s.csvBytes) &&
+    typeof s.csvSha256 === 'string' &&
+    typeof s.methods === 'object' &&
+    s.methods !== null &&
+    names.every((m) => s.methods[m]?.acc !== undefined)
+  );
+}
+
+/** One CSV line's fields (csv-stringify's quoting: "…" with "" for a quote), or undefined if malformed. */
+function csvFields(line: string): string[] | undefined {
+  const out: string[] = [];
+  let i = 0;
+  for (;;) {
+    if (line[i] === '"') {
+      let v = '';
+      i++;
+      for (;;) {
+        const q = line.indexOf('"', i);
+        if (q < 0) return undefined;
+        v += line.slice(i, q);
+        if (line[q + 1] === '"') {
+          v += '"';
+          i = q + 2;
+        } else {
+          i = q + 1;
+          break;
+        }
+      }
+      out.push(v);
+    } else {
+      const e = line.indexOf(',', i);
+      out.push(line.slice(i, e < 0 ? line.length : e));
+      i = e < 0 ? line.length : e;
+    }
+    if (i >= line.length) return out;
+    if (line[i] !== ',') return undefined;
+    i++;
+  }
+}
+
+/** A checkpoint from per_image.csv's rows: the complete images, in the run's order, that parse as written. */
+function rebuildSegState(
+  csv: Buffer,
+  names: readonly string[],
+  todo: readonly number[],
+  height: number,
+): { state: SegState; images: number } {
+  const state = freshSegState(names);
+  const accs = new Map(names.map((m) => [m, new SegmentationAccumulator()]));
+  const text = csv.toString('utf8');
+  if (!text.startsWith(CSV_HEADER)) return { state, images: 0 };
+  let pos = CSV_HEADER.length;
+  const count = (s: string | undefined) => (s !== undefined && /^\d+$/.test(s) ? Number(s) : Number.NaN);
+  const real = (s: string | undefined) =>
+    s === 'NaN' ? Number.NaN : s && /^-?[\d.eE+-]+$/.test(s) ? Number(s) : undefined;
+  images: for (let p = 0; p < todo.length; p++) {
+    const rows: { method: string; stats: ImageSegStats; constant: boolean }[] = [];
+    let end = pos;
+    for (const name of names) {
+      const nl = text.indexOf('\n', end);
+      if (nl < 0) break images;
+      const f = csvFields(text.slice(end, nl));
+      end = nl + 1;
+      if (!f || f.length !== CSV_COLUMNS.length || count(f[0]) !== todo[p] || f[2] !== name) break images;
+      const [threshold, ap, f1] = [real(f[4]), real(f[12]), real(f[13])];
+      const ints = [5, 6, 7, 8, 9, 10, 11].map((k) => count(f[k]));
+      if (threshold === undefined || ap === undefined || f1 === undefined || ints.some((v) => !Number.isInteger(v)))
+        break images;
+      if (!Number.isFinite(ap) || !Number.isFinite(f1) || (f[14] !== '0' && f[14] !== '1')) break images;
+      rows.push({
+        method: name,
+        constant: f[14] === '1',
+        stats: {
+          threshold,
+          fgPixels: ints[0]!,
+          correct: ints[1]!,
+          labeled: ints[2]!,
+          inter: [ints[3]!, ints[4]!],
+          union: [ints[5]!, ints[6]!],
+          ap,
+          rowF1Mean: f1,
+          f1Rows: new Float64Array(height).fill(f1),
+        } as ImageSegStats,
+      });
+    }
+    for (const r of rows) {
+      accs.get(r.method)!.add(r.stats);
+      if (r.constant) state.methods[r.method]!.constantMaps++;
+    }
+    state.nextIndex++;
+    pos = end;
+  }
+  for (const m of names) state.methods[m]!.acc = accs.get(m)!.toJSON();
+  state.csvBytes = Buffer.byteLength(text.slice(0, pos));
+  state.csvSha256 = createHash('sha256').update(csv.subarray(0, state.csvBytes)).digest('hex');
+  return { state, images: state.nextIndex };
+}
+
 export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> {
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const { model, methods, outDir } = opts;
@@ -124,31 +283,27 @@ export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> 
   try {
     const statePath = join(outDir, 'state.json');
     const csvPath = join(outDir, 'per_image.csv');
+    const total = Math.min(ds.length, opts.limit ?? ds.length);
+    const todo = shardIndices(total, opts.shard);
+    const names = methods.map((m) => m.name);
     let state: SegState;
+    let csvHash = createHash('sha256');
     if (beginRun(outDir, opts.identity, opts.resume, 'state.json')) {
-      state = JSON.parse(readFileSync(statePath, 'utf8')) as SegState;
+      state = resumeSegState(statePath, csvPath, names, todo, c.img_size, log);
+      csvHash = createHash('sha256').update(readCsvPrefix(csvPath, state.csvBytes));
       truncateSync(csvPath, state.csvBytes);
       log(`resuming ${outDir} at image ${state.nextIndex}`);
     } else {
-      writeFileSync(csvPath, stringify([], { header: true, columns: [...CSV_COLUMNS] }));
-      state = {
-        nextIndex: 0,
-        csvBytes: readFileSync(csvPath).length,
-        sharedSeconds: 0,
-        methods: Object.fromEntries(
-          methods.map((m) => [m.name, { acc: new SegmentationAccumulator().toJSON(), seconds: 0, constantMaps: 0 }]),
-        ),
-      };
-      writeJsonAtomic(statePath, state);
+      writeFileChecked(csvPath, CSV_HEADER);
+      csvHash.update(CSV_HEADER);
+      state = freshSegState(names);
+      state.csvSha256 = csvHash.copy().digest('hex');
+      writeCheckpoint(statePath, state);
     }
     const accs = new Map(methods.map((m) => [m.name, SegmentationAccumulator.fromJSON(state.methods[m.name]!.acc)]));
-
-    const total = Math.min(ds.length, opts.limit ?? ds.length);
-    const todo = shardIndices(total, opts.shard);
     const progress = new Progress('seg', todo.length, state.nextIndex, opts.quiet);
     const first = methods[0]!;
     const saveImg = opts.saveImg ?? 0;
-    const names = methods.map((m) => m.name);
     const pending = todo.slice(state.nextIndex).map((i) => ({ index: i, keepMaps: i < saveImg }));
     const par = opts.parallel;
     const pool = par
@@ -165,6 +320,7 @@ export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> 
           },
         )
       : undefined;
+    const unwatch = watchStop();
     try {
       // Images are computed here or on worker threads; either way they are consumed (accumulated,
       // written, checkpointed) in data-set order, so every worker count gives the same files.
@@ -204,19 +360,24 @@ export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> 
         }
         if (res.panel)
           await saveOverlay(join(outDir, 'images', `${String(i).padStart(5, '0')}.png`), res.panel, res.methods);
-        appendFileSync(csvPath, stringify(rows));
-        state.csvBytes = readFileSync(csvPath).length;
+        const chunk = stringify(rows);
+        appendFileChecked(csvPath, chunk);
+        csvHash.update(chunk);
+        state.csvBytes += Buffer.byteLength(chunk);
+        state.csvSha256 = csvHash.copy().digest('hex');
         state.nextIndex++;
         for (const name of names) state.methods[name]!.acc = accs.get(name)!.toJSON();
-        writeJsonAtomic(statePath, state);
+        writeCheckpoint(statePath, state);
         opts.onImageDone?.(i);
         const r = accs.get(first.name)!.result();
         progress.update(
           state.nextIndex,
           `${first.name}: pixAcc ${(100 * r.pixelAccuracy).toFixed(2)} mIoU ${(100 * r.mIoU).toFixed(2)} mAP ${(100 * r.mAP).toFixed(2)}`,
         );
+        await stopPoint(state.nextIndex, todo.length);
       }
     } finally {
+      unwatch();
       await pool?.close();
     }
     progress.stop();
@@ -309,7 +470,8 @@ export function mergeSegmentationShards(
   writeJsonAtomic(join(outDir, 'run.json'), identity);
   writeFileAtomic(join(outDir, 'per_image.csv'), csv);
   state.csvBytes = Buffer.byteLength(csv);
-  writeJsonAtomic(join(outDir, 'state.json'), state);
+  state.csvSha256 = createHash('sha256').update(csv).digest('hex');
+  writeCheckpoint(join(outDir, 'state.json'), state);
   for (const r of shards) {
     const dir = join(r.dir, 'images');
     if (!existsSync(dir)) continue;

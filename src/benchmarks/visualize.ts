@@ -11,7 +11,8 @@ import { resolveMethods } from '../methods/registry.js';
 import type { ExplanationMethod } from '../methods/types.js';
 import type { ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
-import { writeJsonAtomic } from '../util/files.js';
+import { diskFullOr, writeJsonAtomic } from '../util/files.js';
+import { stopPoint, watchStop } from '../util/interrupt.js';
 import { prefetcher } from '../util/prefetch.js';
 import { Progress } from '../util/progress.js';
 import { beginRun, type RunControl } from './run-dir.js';
@@ -134,6 +135,7 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
     written_by: 'bench visualize',
   });
   const writers = new Map<string, ExplanationWriter>();
+  let failed = false;
   try {
     for (const m of methods) {
       const file = visFile(outDir, m.name, visClass);
@@ -168,6 +170,7 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
           { backend: par.backend, spec: par.spec, folder: par.folder, visClass, startLayer: opts.startLayer },
         )
       : undefined;
+    const unwatch = watchStop();
     try {
       // Images are explained here or on worker threads; rows are written in data-set order either way.
       // Here, the next images are read and decoded while this one is explained.
@@ -193,12 +196,19 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
               `warning: ${m.method}: constant map for image ${i} (${folder.items[i]!.file}); written as zeros (the reference writes NaN)`,
             );
           }
-          writers.get(m.method)!.append([{ vis: m.map, image: r.image, target: r.label, index: i }]);
+          const w = writers.get(m.method)!;
+          try {
+            w.append([{ vis: m.map, image: r.image, target: r.label, index: i }]);
+          } catch (e) {
+            throw diskFullOr(e, visFile(outDir, m.method, visClass));
+          }
         }
         opts.onImageDone?.(i);
         progress.update(++count);
+        await stopPoint(count, todo.length);
       }
     } finally {
+      unwatch();
       await pool?.close();
     }
     progress.stop();
@@ -216,7 +226,26 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
     };
     writeJsonAtomic(join(outDir, `visualize-${visClass}.json`), summary);
     return summary;
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
-    for (const w of writers.values()) w.close();
+    closeWriters(writers.values(), failed);
   }
+}
+
+/**
+ * Closes the explanation files. After a failure, that failure is the error to report, not a second one from
+ * closing a file it left mid-write (a full disk); after a success, a close error is reported.
+ */
+function closeWriters(writers: Iterable<ExplanationWriter>, failed: boolean): void {
+  let first: unknown;
+  for (const w of writers) {
+    try {
+      w.close();
+    } catch (e) {
+      first ??= diskFullOr(e, w.file);
+    }
+  }
+  if (first !== undefined && !failed) throw first;
 }

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runEraser, writeTokenF1Plot } from '../benchmarks/eraser.js';
 import { fileIdentity } from '../benchmarks/run-dir.js';
+import { withRunLock } from '../benchmarks/run-lock.js';
 import { loadEraserData, MOVIES_CLASSES } from '../datasets/eraser.js';
 import { EMBEDDED } from '../embedded.js';
 import { readInputFile } from '../formats/host-tensor.js';
@@ -78,24 +79,28 @@ export async function runEraserCommand(args: EraserArgs): Promise<void> {
   process.stderr.write(
     `backend ${backend.name}; BERT ${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}; ${annotations.length} ${args.split} documents; max length ${maxLength}; output ${outDir}\n`,
   );
-  const summary = await runEraser({
-    model,
-    tokenizer,
-    annotations,
-    documents,
-    classes,
-    methods,
-    maxLength,
-    startLayer: args['start-layer'],
-    accumulate: !args['reset-per-k'],
-    outDir,
-    identity,
-    limit: args.limit,
-    shard,
-    resume: args.resume,
-    quiet: args.quiet,
-  });
-  await writeTokenF1Plot(outDir, summary);
+  const summary = await withRunLock(outDir, 'bench eraser', args['steal-lock'], () =>
+    runEraser({
+      model,
+      tokenizer,
+      annotations,
+      documents,
+      classes,
+      methods,
+      maxLength,
+      startLayer: args['start-layer'],
+      accumulate: !args['reset-per-k'],
+      outDir,
+      identity,
+      limit: args.limit,
+      shard,
+      resume: args.resume,
+      quiet: args.quiet,
+    }).then(async (s) => {
+      await writeTokenF1Plot(outDir, s);
+      return s;
+    }),
+  );
   if (args.json) writeJsonAtomic(resolve(args.json), summary);
   console.log(
     `\n${summary.documents} documents, classifier accuracy ${(100 * summary.accuracy).toFixed(1)}% (the gold class is explained)`,

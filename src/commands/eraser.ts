@@ -2,7 +2,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { EraserSplit } from '../datasets/eraser.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../engine/backend-choice.js';
 import { METHOD_NAMES } from '../methods/names.js';
-import { SHARD_OPTION } from './options.js';
+import { SHARD_OPTION, STEAL_LOCK_OPTION } from './options.js';
 
 /** Weight files looked for in --model-dir, in this order. */
 export const WEIGHT_NAMES = [
@@ -30,6 +30,7 @@ export interface EraserArgs {
   limit?: number;
   shard?: string;
   resume: boolean;
+  'steal-lock'?: boolean;
   quiet: boolean;
   backend: BackendChoice;
 }
@@ -88,6 +89,7 @@ export const eraserCommand: CommandModule<object, EraserArgs> = {
       .option('limit', { type: 'number', describe: 'only the first N documents' })
       .option('shard', SHARD_OPTION)
       .option('resume', { type: 'boolean', default: false, describe: 'continue an interrupted run in --out' })
+      .option('steal-lock', STEAL_LOCK_OPTION)
       .option('quiet', { type: 'boolean', default: false, describe: 'no progress output' })
       .option('backend', {
         choices: BACKEND_CHOICES,

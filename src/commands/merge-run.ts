@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { mergeEraserShards, writeTokenF1Plot } from '../benchmarks/eraser.js';
 import { mergePerturbationShards, perturbJson } from '../benchmarks/perturbation.js';
 import { type RunIdentity, readRunIdentity } from '../benchmarks/run-dir.js';
+import { withRunLock } from '../benchmarks/run-lock.js';
 import { mergeSegmentationShards } from '../benchmarks/segmentation.js';
 import { checkShardSet, type ShardRun } from '../benchmarks/shards.js';
 import type { VisualizeSummary } from '../benchmarks/visualize.js';
@@ -50,6 +51,19 @@ export async function runMerge(args: MergeArgs, log: (s: string) => void = (s) =
     throw new UsageError('--json: bench visualize writes no --json file, so its merge has none either');
   const { shards, identity } = checkShardSet(dirs, final);
   mkdirSync(out, { recursive: true });
+  return withRunLock(out, 'bench merge', args['steal-lock'], () =>
+    mergeInto(args, out, command!, shards, identity, log),
+  );
+}
+
+async function mergeInto(
+  args: MergeArgs,
+  out: string,
+  command: string,
+  shards: readonly ShardRun[],
+  identity: RunIdentity,
+  log: (s: string) => void,
+): Promise<string[]> {
   if (command === 'seg') {
     const s = mergeSegmentationShards(out, shards, identity);
     log(`${out}: ${s.images} images from ${shards.length} shards (summary.json, summary.md, per_image.csv)`);

@@ -1,4 +1,5 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { STEAL_LOCK_OPTION } from './options.js';
 
 /**
  * `bench merge OUT SHARD…`: joins the finished outputs of `--shard K/N` runs of `bench seg`,
@@ -9,6 +10,7 @@ export interface MergeArgs {
   out: string;
   shards: string[];
   json?: string;
+  'steal-lock'?: boolean;
 }
 
 export const mergeCommand: CommandModule<object, MergeArgs> = {
@@ -27,7 +29,8 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
         type: 'string',
         describe:
           "also write what the command's --json would have written for one unsharded run (seg, perturb, eraser)",
-      }) as unknown as Argv<MergeArgs>,
+      })
+      .option('steal-lock', STEAL_LOCK_OPTION) as unknown as Argv<MergeArgs>,
   handler: async (args: ArgumentsCamelCase<MergeArgs>) => {
     const { runMerge } = await import('./merge-run.js');
     await runMerge(args);

@@ -67,3 +67,11 @@ export const WORKERS_OPTION = {
   describe:
     'worker threads, each with its own backend and copy of the model; images are split among them and the outputs are identical for any N (use one per core on wasm)',
 } as const;
+
+/** The --steal-lock option of every command that writes a run folder (src/benchmarks/run-lock.ts). */
+export const STEAL_LOCK_OPTION = {
+  type: 'boolean',
+  default: false,
+  describe:
+    "take the output folder's run lock even if another process holds it (only when that process, e.g. on another host, has surely ended)",
+} as const;

@@ -9,6 +9,7 @@ import {
   type VisInput,
 } from '../benchmarks/perturbation.js';
 import { fileIdentity, sameIdentity } from '../benchmarks/run-dir.js';
+import { withRunLock } from '../benchmarks/run-lock.js';
 import { loadOnnxRuntime } from '../engine/onnx.js';
 import { findMethod } from '../methods/registry.js';
 import { codeVersion } from '../util/code-version.js';
@@ -148,21 +149,23 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
   process.stderr.write(
     `backend ${backend.name}; classifier ${model.config.name} on ${engine === 'onnxruntime' ? `onnxruntime-node ${loadOnnxRuntime().ort!.env.versions.node} (CPU, 1 thread per worker)` : backend.name}; ${inputs.length} file(s); ${settings.join(' and ')} perturbation; ties: ${args.ties}; output ${outDir}\n`,
   );
-  const summary = await runPerturbation({
-    model,
-    inputs,
-    settings,
-    ties: args.ties,
-    batchSize,
-    engine,
-    outDir,
-    identity,
-    limit: args.limit,
-    shard,
-    parallel: { workers, backend: args.backend, spec },
-    resume: args.resume,
-    quiet: args.quiet,
-  });
+  const summary = await withRunLock(outDir, 'bench perturb', args['steal-lock'], () =>
+    runPerturbation({
+      model,
+      inputs,
+      settings,
+      ties: args.ties,
+      batchSize,
+      engine,
+      outDir,
+      identity,
+      limit: args.limit,
+      shard,
+      parallel: { workers, backend: args.backend, spec },
+      resume: args.resume,
+      quiet: args.quiet,
+    }),
+  );
   if (args.json) writeJsonAtomic(resolve(args.json), perturbJson(summary));
   console.log(
     '\n| method | vis class | negative AUC | positive AUC | images | steps with ties |\n|---|---|---|---|---|---|',

@@ -1,6 +1,6 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { TieRule } from '../benchmarks/perturbation-core.js';
-import { type ModelArgs, SHARD_OPTION, WORKERS_OPTION, withModelOptions } from './options.js';
+import { type ModelArgs, SHARD_OPTION, STEAL_LOCK_OPTION, WORKERS_OPTION, withModelOptions } from './options.js';
 
 export interface PerturbArgs extends ModelArgs {
   vis?: string[];
@@ -18,6 +18,7 @@ export interface PerturbArgs extends ModelArgs {
   shard?: string;
   workers?: number;
   resume: boolean;
+  'steal-lock'?: boolean;
   quiet: boolean;
 }
 
@@ -83,6 +84,7 @@ export const perturbCommand: CommandModule<object, PerturbArgs> = {
       .option('shard', SHARD_OPTION)
       .option('workers', WORKERS_OPTION)
       .option('resume', { type: 'boolean', default: false, describe: 'continue an interrupted run in --out' })
+      .option('steal-lock', STEAL_LOCK_OPTION)
       .option('quiet', {
         type: 'boolean',
         default: false,

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { timestampName } from '../benchmarks/run-dir.js';
+import { withRunLock } from '../benchmarks/run-lock.js';
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from '../engine/backend.js';
 import {
   baselineFromRuns,
@@ -106,7 +107,9 @@ export async function runRegressCommand(args: RegressArgs): Promise<void> {
     process.stderr.write(
       `no --results: running the three embedded benchmarks on the ${backend} backend into ${resultsDir}\n`,
     );
-    await runEmbeddedBenchmarks(resultsDir, backend, args.quiet, args.workers);
+    await withRunLock(resultsDir, 'bench regress', args['steal-lock'], () =>
+      runEmbeddedBenchmarks(resultsDir, backend, args.quiet, args.workers),
+    );
     backendName = (await initBackend(backend)).name;
   } else {
     resultsDir = resolve('results');

@@ -1,7 +1,7 @@
 import { join, resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { BACKEND_CHOICES, type BackendChoice } from '../engine/backend-choice.js';
-import { WORKERS_OPTION } from './options.js';
+import { STEAL_LOCK_OPTION, WORKERS_OPTION } from './options.js';
 
 export type Suite = 'paper' | 'embedded';
 
@@ -25,6 +25,7 @@ export interface RegressArgs {
   backend?: BackendChoice;
   workers: number;
   quiet: boolean;
+  'steal-lock'?: boolean;
 }
 
 export const regressCommand: CommandModule<object, RegressArgs> = {
@@ -63,6 +64,7 @@ export const regressCommand: CommandModule<object, RegressArgs> = {
           'TensorFlow.js backend for the embedded runs (default: the one the expected file records, so the numbers compare exactly; else auto)',
       })
       .option('workers', WORKERS_OPTION)
+      .option('steal-lock', STEAL_LOCK_OPTION)
       .option('quiet', {
         type: 'boolean',
         default: false,

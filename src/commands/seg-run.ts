@@ -1,5 +1,6 @@
 import { dirname, resolve } from 'node:path';
 import { defaultRunDir, fileIdentity, findResumableRun } from '../benchmarks/run-dir.js';
+import { withRunLock } from '../benchmarks/run-lock.js';
 import { runSegmentation } from '../benchmarks/segmentation.js';
 import { EMBEDDED } from '../embedded.js';
 import { resolveMethods } from '../methods/registry.js';
@@ -43,21 +44,23 @@ export async function runSegCommand(args: SegArgs): Promise<void> {
   process.stderr.write(
     `backend ${backend.name}; model ${model.config.name}; methods ${methods.map((m) => m.name).join(', ')}; output ${outDir}\n`,
   );
-  const summary = await runSegmentation({
-    model,
-    dataFile,
-    methods,
-    startLayer: args['start-layer'],
-    outDir,
-    identity,
-    limit: args.limit,
-    shard,
-    parallel: { workers: args.workers ?? 1, backend: args.backend, spec },
-    saveImg: args['save-img'],
-    resume: args.resume,
-    quiet: args.quiet,
-    paper,
-  });
+  const summary = await withRunLock(outDir, 'bench seg', args['steal-lock'], () =>
+    runSegmentation({
+      model,
+      dataFile,
+      methods,
+      startLayer: args['start-layer'],
+      outDir,
+      identity,
+      limit: args.limit,
+      shard,
+      parallel: { workers: args.workers ?? 1, backend: args.backend, spec },
+      saveImg: args['save-img'],
+      resume: args.resume,
+      quiet: args.quiet,
+      paper,
+    }),
+  );
   if (args.json) writeJsonAtomic(resolve(args.json), summary);
   console.log(
     `\n${summary.images} images${shard ? ` (shard ${shard.index}/${shard.count}; join the shards with bench merge)` : ''}, ${summary.secondsPerImage.toFixed(3)} s/image (all methods)`,

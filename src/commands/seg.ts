@@ -1,6 +1,6 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { METHOD_NAMES } from '../methods/names.js';
-import { type ModelArgs, SHARD_OPTION, WORKERS_OPTION, withModelOptions } from './options.js';
+import { type ModelArgs, SHARD_OPTION, STEAL_LOCK_OPTION, WORKERS_OPTION, withModelOptions } from './options.js';
 
 export interface SegArgs extends ModelArgs {
   data?: string;
@@ -14,6 +14,7 @@ export interface SegArgs extends ModelArgs {
   workers?: number;
   'save-img': number;
   resume: boolean;
+  'steal-lock'?: boolean;
   quiet: boolean;
 }
 
@@ -55,6 +56,7 @@ export const segCommand: CommandModule<object, SegArgs> = {
         default: false,
         describe: 'continue an interrupted run (same --out, or the latest matching one)',
       })
+      .option('steal-lock', STEAL_LOCK_OPTION)
       .option('quiet', { type: 'boolean', default: false, describe: 'no progress output' }) as unknown as Argv<SegArgs>,
   handler: async (args: ArgumentsCamelCase<SegArgs>) => {
     const { runSegCommand } = await import('./seg-run.js');

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { fileIdentity } from '../benchmarks/run-dir.js';
+import { withRunLock } from '../benchmarks/run-lock.js';
 import { runVisualize } from '../benchmarks/visualize.js';
 import { openImageFolder } from '../datasets/imagenet-folder.js';
 import { EMBEDDED } from '../embedded.js';
@@ -34,25 +35,27 @@ export async function runVisualizeCommand(args: VisualizeArgs): Promise<void> {
   process.stderr.write(
     `backend ${backend.name}; model ${model.config.name}; ${folder.length} images (${folder.labelSource}); methods ${methods.map((m) => m.name).join(', ')}; output ${outDir}\n`,
   );
-  const s = await runVisualize({
-    model,
-    folder,
-    methods,
-    visClass: args['vis-class'],
-    startLayer: args['start-layer'],
-    outDir,
-    identity,
-    limit: args.limit,
-    shard,
-    parallel: {
-      workers: args.workers ?? 1,
-      backend: args.backend,
-      spec,
-      folder: { root: data, options: folderOptions },
-    },
-    resume: args.resume,
-    quiet: args.quiet,
-  });
+  const s = await withRunLock(outDir, 'bench visualize', args['steal-lock'], () =>
+    runVisualize({
+      model,
+      folder,
+      methods,
+      visClass: args['vis-class'],
+      startLayer: args['start-layer'],
+      outDir,
+      identity,
+      limit: args.limit,
+      shard,
+      parallel: {
+        workers: args.workers ?? 1,
+        backend: args.backend,
+        spec,
+        folder: { root: data, options: folderOptions },
+      },
+      resume: args.resume,
+      quiet: args.quiet,
+    }),
+  );
   console.log(
     `${s.images} images${shard ? ` (shard ${shard.index}/${shard.count})` : ''}, ${s.secondsPerImage.toFixed(3)} s/image`,
   );

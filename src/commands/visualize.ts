@@ -1,7 +1,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { VisClass } from '../benchmarks/visualize.js';
 import { METHOD_NAMES } from '../methods/names.js';
-import { type ModelArgs, SHARD_OPTION, WORKERS_OPTION, withModelOptions } from './options.js';
+import { type ModelArgs, SHARD_OPTION, STEAL_LOCK_OPTION, WORKERS_OPTION, withModelOptions } from './options.js';
 
 export interface VisualizeArgs extends ModelArgs {
   data?: string;
@@ -16,6 +16,7 @@ export interface VisualizeArgs extends ModelArgs {
   shard?: string;
   workers?: number;
   resume: boolean;
+  'steal-lock'?: boolean;
   quiet: boolean;
 }
 
@@ -68,6 +69,7 @@ export const visualizeCommand: CommandModule<object, VisualizeArgs> = {
         default: false,
         describe: 'continue an interrupted run in --out: rows already written are kept',
       })
+      .option('steal-lock', STEAL_LOCK_OPTION)
       .option('quiet', {
         type: 'boolean',
         default: false,

@@ -7,9 +7,8 @@
  * with everything kept in RGB order here. (The notebooks add OpenCV's BGR heat map to an RGB image and then swap the
  * channels for display, which shows the photo with red and blue exchanged; that quirk is not reproduced.)
  */
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { OverlayOptions } from 'sharp';
+import { writeFileAtomic } from '../util/files.js';
 
 function clamp01(x: number): number {
   return Math.min(Math.max(x, 0), 1);
@@ -132,7 +131,6 @@ export async function writePanelsPng(file: string, panels: readonly Panel[]): Pr
     `<g font-family="DejaVu Sans, Liberation Sans, Arial, sans-serif" fill="#000">${texts.join('')}</g></svg>`;
   composites.push({ input: Buffer.from(svg), left: 0, top: 0 });
 
-  await mkdir(dirname(file), { recursive: true });
   const { default: sharp } = await import('sharp'); // loaded when a panel is written, not with the module
   // Compositing the SVG adds an (opaque) alpha channel; drop it so the PNG is plain RGB.
   const { data, info } = await sharp({
@@ -141,8 +139,11 @@ export async function writePanelsPng(file: string, panels: readonly Panel[]): Pr
     .composite(composites)
     .raw()
     .toBuffer({ resolveWithObject: true });
-  await sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } })
+  // Encoded in memory and written by writeFileAtomic: a write error (a full disk) is one line naming the file,
+  // without libvips's own messages, and a half-written PNG is never left behind.
+  const png = await sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } })
     .removeAlpha()
     .png()
-    .toFile(file);
+    .toBuffer();
+  writeFileAtomic(file, png);
 }

@@ -1,5 +1,6 @@
 import {
   accessSync,
+  appendFileSync,
   closeSync,
   constants,
   existsSync,
@@ -8,16 +9,51 @@ import {
   openSync,
   readdirSync,
   renameSync,
+  statfsSync,
   statSync,
   unlinkSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { FileFormatError } from '../formats/host-tensor.js';
 
 /**
+ * Why a write failed, for the one error line: a full disk, an I/O error or a read-only file system says what to
+ * do (the run's checkpoint is intact, so --resume continues it).
+ */
+export function writeErrorReason(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'ENOSPC':
+      return 'cannot write: no space left on device (ENOSPC); free space and run again with --resume';
+    case 'EDQUOT':
+      return 'cannot write: disk quota exceeded (EDQUOT); free space and run again with --resume';
+    case 'EIO':
+      return 'cannot write: input/output error (EIO); check the disk (or move the folder), free space if it is full, and run again with --resume';
+    case 'EROFS':
+      return 'cannot write: read-only file system (EROFS); make it writable (or move the folder) and run again with --resume';
+    default:
+      return `cannot write output (${code ?? (e instanceof Error ? e.message : String(e))})`;
+  }
+}
+
+/**
+ * Test-only fault injection: BENCH_FAULT_WRITE=CODE:N (e.g. ENOSPC:7) makes the Nth write through these helpers
+ * in this process fail with that errno code, as a full disk would (test/run-write-errors.test.ts).
+ */
+let writes = 0;
+function injectedFault(): void {
+  const spec = process.env.BENCH_FAULT_WRITE;
+  if (!spec) return;
+  const [code, n] = spec.split(':');
+  if (++writes === Number(n))
+    throw Object.assign(new Error(`${code}: injected write fault`), { code, errno: -28, syscall: 'write' });
+}
+
+/**
  * Write a whole file atomically: a temp file in the same folder, flushed, then renamed over the target,
- * so a crash never leaves a half-written result. Errors name the file.
+ * so a crash never leaves a half-written result. Errors name the file; a failed write leaves no temp file.
  */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   const tmp = `${file}.tmp-${process.pid}`;
@@ -25,6 +61,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     mkdirSync(dirname(file), { recursive: true });
     const fd = openSync(tmp, 'w');
     try {
+      injectedFault();
       writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
       fsyncSync(fd);
     } finally {
@@ -32,10 +69,46 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     }
     renameSync(tmp, file);
   } catch (e) {
-    throw new FileFormatError(
-      file,
-      `cannot write output (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-    );
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // not created, or already renamed
+    }
+    throw new FileFormatError(file, writeErrorReason(e));
+  }
+}
+
+/**
+ * For writers that do not report errno codes (HDF5 through h5wasm): `e`, or, when the disk holding `file` has
+ * (almost) no space left, the full-disk error naming the file.
+ */
+export function diskFullOr(e: unknown, file: string): unknown {
+  try {
+    const s = statfsSync(dirname(file));
+    if (s.bavail * s.bsize < 1 << 20) return new FileFormatError(file, writeErrorReason({ code: 'ENOSPC' }));
+  } catch {
+    // no statfs here: the original error
+  }
+  return e;
+}
+
+/** appendFileSync whose failure is one line naming the file (a full disk: what to do). */
+export function appendFileChecked(file: string, data: string): void {
+  try {
+    injectedFault();
+    appendFileSync(file, data);
+  } catch (e) {
+    throw new FileFormatError(file, writeErrorReason(e));
+  }
+}
+
+/** writeFileSync (not atomic: a checkpointed run's growing file) whose failure is one line naming the file. */
+export function writeFileChecked(file: string, data: string): void {
+  try {
+    injectedFault();
+    writeFileSync(file, data);
+  } catch (e) {
+    throw new FileFormatError(file, writeErrorReason(e));
   }
 }
 
