@@ -16,6 +16,7 @@ import * as tf from '../engine/tf.js';
 import { resultsInOrder, siblingModule, WorkerPool } from '../engine/worker-pool.js';
 import { FileFormatError } from '../formats/host-tensor.js';
 import { explain } from '../methods/explain.js';
+import { pluginFiles } from '../methods/plugins.js';
 import type { ExplanationMethod } from '../methods/types.js';
 import {
   formatReferenceLines,
@@ -161,6 +162,7 @@ export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> 
             spec: par.spec,
             dataFile: opts.dataFile,
             methods: names,
+            plugins: pluginFiles(methods),
             startLayer: opts.startLayer,
           },
         )
@@ -369,6 +371,8 @@ export interface SegWorkerSetup {
   spec: ModelSpec;
   dataFile: string;
   methods: string[];
+  /** Plug-in method files (absolute), which each worker imports by path. */
+  plugins: string[];
   startLayer: number;
 }
 
