@@ -192,12 +192,17 @@ function checkShape(file: string, v: unknown): ExplanationMethod {
     classFrom: o.classFrom as ExplanationMethod['classFrom'],
     resolution: (o.resolution as ExplanationMethod['resolution'] | undefined) ?? 'patches',
     needs: (info, opts) => {
-      const needs = (o.needs as ExplanationMethod['needs']).call(o, info, opts);
-      if (!Array.isArray(needs))
-        throw new PluginError(file, `needs() returned ${typeof needs}, expected an array of needs`);
+      const needs = guard(file, 'needs()', () => (o.needs as ExplanationMethod['needs']).call(o, info, opts));
+      if (!Array.isArray(needs)) throw new PluginError(file, `needs() returned ${typeof needs}, expected an array`);
+      for (const n of needs) checkNeed(file, n, info.depth);
       return needs;
     },
-    compute: (ctx, opts) => (o.compute as ExplanationMethod['compute']).call(o, ctx, opts),
+    compute: (ctx, opts) => {
+      const out = guard(file, 'compute()', () => (o.compute as ExplanationMethod['compute']).call(o, ctx, opts));
+      if (typeof out !== 'object' || out === null || typeof (out as { size?: unknown }).size !== 'number')
+        throw new PluginError(file, `compute() returned ${out === null ? 'null' : typeof out}, expected a tf.Tensor`);
+      return out;
+    },
   };
   SOURCES.set(m, file);
   return m;
