@@ -147,7 +147,8 @@ async function importModule(file: string): Promise<Record<string, unknown>> {
   const api = (await import('tsx/esm/api')) as { register: () => unknown };
   api.register();
   tsxRegistered = true;
-  return (await import(url)) as Record<string, unknown>;
+  // A new URL: Node keeps the failed first attempt for the plain one.
+  return (await import(`${url}?ts`)) as Record<string, unknown>;
 }
 
 function firstLine(e: unknown): string {
