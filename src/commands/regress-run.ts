@@ -33,13 +33,14 @@ export async function runEmbeddedBenchmarks(
   backend: BackendChoice,
   quiet: boolean,
   workers = 1,
+  method: string[] = ['all'],
 ): Promise<void> {
   const model = { norm: 'config' as const, backend, workers };
   const log = (s: string) => process.stderr.write(`\n== ${s}\n`);
   log(`bench seg (embedded default) → ${join(dir, 'seg')}`);
   await runSegCommand({
     ...model,
-    method: ['all'],
+    method,
     'start-layer': 1,
     out: join(dir, 'seg', 'embedded'),
     'save-img': 4,
@@ -50,7 +51,7 @@ export async function runEmbeddedBenchmarks(
   log(`bench visualize (embedded default) → ${visDir}`);
   await runVisualizeCommand({
     ...model,
-    method: ['all'],
+    method,
     'vis-class': 'top',
     'start-layer': 1,
     out: visDir,
@@ -72,7 +73,7 @@ export async function runEmbeddedBenchmarks(
   log(`bench eraser (embedded default) → ${join(dir, 'eraser')}`);
   await runEraserCommand({
     split: 'test',
-    method: ['all'],
+    method,
     'reset-per-k': false,
     out: join(dir, 'eraser', 'embedded'),
     resume: false,
@@ -104,7 +105,7 @@ export async function runRegressCommand(args: RegressArgs): Promise<void> {
     process.stderr.write(
       `no --results: running the three embedded benchmarks on the ${backend} backend into ${resultsDir}\n`,
     );
-    await runEmbeddedBenchmarks(resultsDir, backend, args.quiet, args.workers);
+    await runEmbeddedBenchmarks(resultsDir, backend, args.quiet, args.workers, args.method ?? ['all']);
     backendName = (await initBackend(backend)).name;
   } else {
     resultsDir = resolve('results');
