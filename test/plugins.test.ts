@@ -164,6 +164,23 @@ describe('the examples through the commands (embedded defaults)', () => {
     assert.match(one.stdout, /\| input_x_gradient \|/);
   });
 
+  test('bench seg --shard with a plug-in: the merged shards equal the whole run', async () => {
+    const args = ['seg', '--method', IXG, '--method', 'rollout', '--limit', '8', '--quiet'];
+    const shards = await Promise.all(
+      [0, 1].map((k) => benchAsync([...args, '--shard', `${k}/2`, '--out', join(ROOT, `shard${k}`)])),
+    );
+    for (const r of shards) assert.equal(r.code, 0, r.stderr);
+    const whole = await benchAsync([...args, '--out', join(ROOT, 'whole')]);
+    assert.equal(whole.code, 0, whole.stderr);
+    const m = await benchAsync(['merge', join(ROOT, 'merged'), join(ROOT, 'shard0'), join(ROOT, 'shard1')]);
+    assert.equal(m.code, 0, m.stderr);
+    const read = (d: string) => JSON.parse(readFileSync(join(ROOT, d, 'summary.json'), 'utf8')).methods;
+    const [merged, full] = [read('merged'), read('whole')];
+    assert.deepEqual(Object.keys(merged), ['input_x_gradient', 'rollout']);
+    for (const name of Object.keys(full))
+      for (const k of ['pixelAccuracy', 'mIoU', 'mAP']) assert.equal(merged[name][k], full[name][k], `${name} ${k}`);
+  });
+
   test('bench visualize then perturb with the plug-in', async () => {
     const vis = join(ROOT, 'vis');
     const v = await benchAsync(['visualize', '--method', `${IXG},${ATT}`, '--limit', '6', '--out', vis, '--quiet']);
