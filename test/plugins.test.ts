@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -63,6 +63,18 @@ describe('loading', () => {
       ],
     );
     assert.deepEqual(pluginFiles, [IXG, ATT]);
+  });
+
+  test('two plug-ins of one name: one line naming both files', async () => {
+    const twin = join(ROOT, 'twin.mjs');
+    writeFileSync(
+      twin,
+      "export default { name: 'input_x_gradient', classFrom: null, needs: () => [], compute: () => 0 };\n",
+    );
+    await assert.rejects(
+      loadMethods([IXG, twin]),
+      new PluginError(twin, `its name 'input_x_gradient' is also the name of ${IXG}`),
+    );
   });
 
   const loadErrors: [string, string, RegExp][] = [

@@ -80,10 +80,7 @@ export async function loadMethods(
  * Resolve method names (no files) among the built-ins and already loaded plug-ins: what worker threads do with the
  * names the main thread hands them, after loading the same plug-in files.
  */
-export function resolveWithPlugins(
-  names: readonly string[],
-  plugins: readonly ExplanationMethod[],
-): ExplanationMethod[] {
+function resolveWithPlugins(names: readonly string[], plugins: readonly ExplanationMethod[]): ExplanationMethod[] {
   return names.map((n) => plugins.find((p) => p.name === n) ?? resolveMethods([n])[0]!);
 }
 
