@@ -180,7 +180,8 @@ export class BertForSequenceClassification {
 
   /**
    * ∂⟨logits, seed⟩/∂P_l for layers l = depth−1 … downTo (entries of shallower layers are undefined).
-   * seed: [B, C], usually one-hot rows. The mask add passes the gradient to the scores unchanged.
+   * seed: [B, C], usually one-hot rows. The mask add passes the gradient to the scores unchanged. downTo 'input':
+   * through every layer, and also the gradient at the embedding output (layer 0's input).
    */
   attentionGradients(trace: BertTrace, seed: tf.Tensor2D, downTo: number | 'input'): AttentionGradients {
     const c = this.config;

@@ -174,7 +174,8 @@ export class VisionTransformer {
 
   /**
    * ∂⟨logits, seed⟩/∂A_l for blocks l = depth−1 … downTo (entries of shallower blocks are undefined),
-   * where the logits come from `head(trace, eps)`. seed: [B, C], usually one-hot rows.
+   * where the logits come from `head(trace, eps)`. seed: [B, C], usually one-hot rows. downTo 'input': through
+   * every block, and also the gradient at block 0's input (the embeddings after the position add).
    */
   attentionGradients(trace: VitTrace, eps: number, seed: tf.Tensor2D, downTo: number | 'input'): AttentionGradients {
     const c = this.config;
