@@ -111,7 +111,7 @@ function pieces(
   downTo = 0,
 ): Pieces {
   const seed = tf.oneHot([cls], model.numLabels).toFloat() as tf.Tensor2D;
-  const grads = model.attentionGradients(trace, seed, downTo) as tf.Tensor3D[];
+  const grads = model.attentionGradients(trace, seed, downTo).attn as tf.Tensor3D[];
   const r = model.relprop(trace, seed, RULE_SETS[rules], downTo === 0 ? 'input' : downTo);
   return { trace, grads, cams: r.attnCam as tf.Tensor3D[], ...(r.input ? { input: r.input } : {}) };
 }

@@ -132,7 +132,11 @@ describe('ViT intermediates against the reference (S1)', async () => {
           const s = single.methods[i]!;
           assert.deepEqual(m.classes?.[k], s.classes?.[0]);
           const d = maxAbsDiff(m.raw[k]!, s.raw[0]!);
-          assert.ok(d <= 1e-6 * maxAbs(s.raw[0]!), `${m.method}, sample ${k}: batch vs single raw max|Δ| ${d}`);
+          // Relative to max|raw|, measured ≤ 2.6e-7 for the paper's six; generic_attention 1.02e-6 (smooth, top class:
+          // its gradients go down to block 0, where the batched products round differently): bound 1e-6, and for
+          // generic_attention the measured 1.02e-6 plus a margin of 2e-6.
+          const bound = m.method === 'generic_attention' ? 3e-6 : 1e-6;
+          assert.ok(d <= bound * maxAbs(s.raw[0]!), `${m.method}, sample ${k}: batch vs single raw max|Δ| ${d}`);
         }
       });
     }
@@ -182,16 +186,21 @@ describe('ViT intermediates against the reference (S1)', async () => {
   });
 });
 
-test('registry: six methods, script aliases, all', () => {
+test('registry: seven built-ins, script aliases, all, paper', () => {
   assert.deepEqual(
     METHODS.map((m) => m.name),
-    ['rollout', 'raw_attention', 'gradcam', 'lrp', 'partial_lrp', 'transformer_attribution'],
+    ['rollout', 'raw_attention', 'gradcam', 'lrp', 'partial_lrp', 'transformer_attribution', 'generic_attention'],
   );
   assert.equal(findMethod('attn_last_layer').name, 'raw_attention');
   assert.equal(findMethod('attn_gradcam').name, 'gradcam');
   assert.equal(findMethod('full_lrp').name, 'lrp');
   assert.equal(findMethod('lrp_last_layer').name, 'partial_lrp');
-  assert.equal(resolveMethods(['all']).length, 6);
+  assert.equal(resolveMethods(['all']).length, 7);
+  assert.deepEqual(
+    resolveMethods(['paper']).map((m) => m.name),
+    ['rollout', 'raw_attention', 'gradcam', 'lrp', 'partial_lrp', 'transformer_attribution'],
+  );
+  assert.equal(resolveMethods(['paper', 'generic_attention']).length, 7);
   assert.deepEqual(
     resolveMethods(['rollout,gradcam', 'rollout']).map((m) => m.name),
     ['rollout', 'gradcam'],

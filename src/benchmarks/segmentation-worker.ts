@@ -5,7 +5,7 @@
 import { openGtsegs } from '../datasets/gtsegs.js';
 import { initBackend } from '../engine/backend.js';
 import { serveWorker } from '../engine/worker-pool.js';
-import { resolveMethods } from '../methods/registry.js';
+import { methodsInWorker } from '../methods/plugins.js';
 import { loadVit } from '../models/load.js';
 import { evaluateSegImage, type SegImageResult, type SegWorkerItem, type SegWorkerSetup } from './segmentation.js';
 
@@ -13,6 +13,6 @@ serveWorker<SegWorkerSetup, SegWorkerItem, SegImageResult>(async (setup) => {
   await initBackend(setup.backend);
   const model = loadVit(setup.spec);
   const ds = await openGtsegs(setup.dataFile, { warn: () => {} });
-  const methods = resolveMethods(setup.methods);
+  const methods = await methodsInWorker(setup.methods, setup.plugins);
   return ({ index, keepMaps }) => evaluateSegImage(model, ds, index, methods, setup.startLayer, keepMaps);
 });

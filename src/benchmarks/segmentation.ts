@@ -8,6 +8,7 @@ import * as tf from '../engine/tf.js';
 import { resultsInOrder, siblingModule, WorkerPool } from '../engine/worker-pool.js';
 import { FileFormatError, fsErrorReason } from '../formats/host-tensor.js';
 import { explain } from '../methods/explain.js';
+import { pluginFiles } from '../methods/plugins.js';
 import type { ExplanationMethod } from '../methods/types.js';
 import {
   formatReferenceLines,
@@ -316,6 +317,7 @@ export async function runSegmentation(opts: SegRunOptions): Promise<SegSummary> 
             spec: par.spec,
             dataFile: opts.dataFile,
             methods: names,
+            plugins: pluginFiles(methods),
             startLayer: opts.startLayer,
           },
         )
@@ -531,6 +533,8 @@ export interface SegWorkerSetup {
   spec: ModelSpec;
   dataFile: string;
   methods: string[];
+  /** Plug-in method files (absolute), which each worker imports by path. */
+  plugins: string[];
   startLayer: number;
 }
 

@@ -5,7 +5,7 @@
 import { openImageFolder } from '../datasets/imagenet-folder.js';
 import { initBackend } from '../engine/backend.js';
 import { serveWorker } from '../engine/worker-pool.js';
-import { resolveMethods } from '../methods/registry.js';
+import { methodsInWorker } from '../methods/plugins.js';
 import { loadVit } from '../models/load.js';
 import { explainVisImage, type VisImageResult, type VisWorkerItem, type VisWorkerSetup } from './visualize.js';
 
@@ -13,6 +13,14 @@ serveWorker<VisWorkerSetup, VisWorkerItem, VisImageResult>(async (setup) => {
   await initBackend(setup.backend);
   const model = loadVit(setup.spec);
   const folder = openImageFolder(setup.folder.root, setup.folder.options);
-  return ({ index, methods }) =>
-    explainVisImage(model, folder, index, resolveMethods(methods), setup.visClass, setup.startLayer);
+  await methodsInWorker([], setup.plugins); // imports and checks the plug-ins once, at setup
+  return async ({ index, methods }) =>
+    explainVisImage(
+      model,
+      folder,
+      index,
+      await methodsInWorker(methods, setup.plugins),
+      setup.visClass,
+      setup.startLayer,
+    );
 });

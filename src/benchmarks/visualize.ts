@@ -7,7 +7,7 @@ import * as tf from '../engine/tf.js';
 import { resultsInOrder, siblingModule, WorkerPool } from '../engine/worker-pool.js';
 import { type ExplAttrs, ExplanationWriter } from '../formats/expl-hdf5.js';
 import { explain } from '../methods/explain.js';
-import { resolveMethods } from '../methods/registry.js';
+import { pluginFiles } from '../methods/plugins.js';
 import type { ExplanationMethod } from '../methods/types.js';
 import type { ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
@@ -74,6 +74,8 @@ export interface VisWorkerSetup {
   folder: { root: string; options: ImageFolderOptions };
   visClass: VisClass;
   startLayer: number;
+  /** Plug-in method files (absolute), which each worker imports by path. */
+  plugins: string[];
 }
 
 export interface VisWorkerItem {
@@ -167,7 +169,14 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
           siblingModule('./visualize-worker', import.meta.url),
           par.workers,
           items.length,
-          { backend: par.backend, spec: par.spec, folder: par.folder, visClass, startLayer: opts.startLayer },
+          {
+            backend: par.backend,
+            spec: par.spec,
+            folder: par.folder,
+            visClass,
+            startLayer: opts.startLayer,
+            plugins: pluginFiles(methods),
+          },
         )
       : undefined;
     const unwatch = watchStop();
@@ -181,7 +190,7 @@ export async function runVisualize(opts: VisualizeOptions): Promise<VisualizeSum
           model,
           await loads.get(k++),
           item.index,
-          resolveMethods(item.methods),
+          methods.filter((m) => item.methods.includes(m.name)),
           visClass,
           opts.startLayer,
         ),

@@ -6,7 +6,7 @@ import { withRunLock } from '../benchmarks/run-lock.js';
 import { loadEraserData, MOVIES_CLASSES } from '../datasets/eraser.js';
 import { EMBEDDED } from '../embedded.js';
 import { readInputFile } from '../formats/host-tensor.js';
-import { resolveMethods } from '../methods/registry.js';
+import { loadMethods } from '../methods/plugins.js';
 import { loadBert } from '../models/load.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
@@ -41,7 +41,7 @@ export function resolveBertFiles(
 export async function runEraserCommand(args: EraserArgs): Promise<void> {
   if (args.out) checkOutputPath(args.out, 'folder', '--out');
   if (args.json) checkOutputPath(args.json, 'file', '--json');
-  const methods = resolveMethods(args.method);
+  const { methods } = await loadMethods(args.method);
   const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
   const embedded = !args['data-dir'];
   const dataDir = args['data-dir'] ?? EMBEDDED.eraser.data;

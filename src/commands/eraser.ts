@@ -1,7 +1,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { EraserSplit } from '../datasets/eraser.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../engine/backend-choice.js';
-import { METHOD_NAMES } from '../methods/names.js';
+import { methodOptionHelp } from '../methods/names.js';
 import { SHARD_OPTION, STEAL_LOCK_OPTION } from './options.js';
 
 /** Weight files looked for in --model-dir, in this order. */
@@ -68,7 +68,7 @@ export const eraserCommand: CommandModule<object, EraserArgs> = {
         type: 'string',
         array: true,
         default: ['all'],
-        describe: `method(s) or 'all': ${METHOD_NAMES.join(', ')}`,
+        describe: methodOptionHelp(),
       })
       .option('start-layer', {
         type: 'number',

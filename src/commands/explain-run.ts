@@ -6,7 +6,7 @@ import * as tf from '../engine/tf.js';
 import { FileFormatError } from '../formats/host-tensor.js';
 import { readNpy } from '../formats/npy.js';
 import { type Explanation, explain } from '../methods/explain.js';
-import { resolveMethods } from '../methods/registry.js';
+import { loadMethods } from '../methods/plugins.js';
 import type { VisionTransformer } from '../models/vit.js';
 import type { VitConfig } from '../models/vit-config.js';
 import { overlayHeatmap, writePanelsPng } from '../reports/overlay.js';
@@ -141,7 +141,7 @@ export async function runExplain(
   if (isTextRun(args)) return (await runExplainText(args, log)) as ExplainJson;
   const toStdout = args.json === '-';
   const say = toStdout ? (s: string) => process.stderr.write(`${s}\n`) : log;
-  const methods = resolveMethods(args.method);
+  const { methods } = await loadMethods(args.method);
   const backend = await startBackend(args.backend, say);
   const { model } = loadModelFromArgs(args, say);
   const inputFile = args.input ?? EMBEDDED.sampleImage;

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { EMBEDDED } from '../embedded.js';
 import { FileFormatError } from '../formats/host-tensor.js';
 import { explainTokens } from '../methods/explain.js';
-import { resolveMethods } from '../methods/registry.js';
+import { loadMethods } from '../methods/plugins.js';
 import { loadBert } from '../models/load.js';
 import { tokenHtml, tokenTerminal } from '../reports/token-view.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
@@ -22,7 +22,7 @@ import { UsageError } from './options.js';
 export async function runExplainText(args: ExplainArgs, log: (s: string) => void): Promise<unknown> {
   const toStdout = args.json === '-';
   const say = toStdout ? (s: string) => process.stderr.write(`${s}\n`) : log;
-  const methods = resolveMethods(args.method);
+  const { methods } = await loadMethods(args.method);
   const backend = await startBackend(args.backend, say);
   const vocab =
     args.vocab ??

@@ -1,5 +1,5 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { METHOD_NAMES } from '../methods/names.js';
+import { methodOptionHelp } from '../methods/names.js';
 import { type ModelArgs, withModelOptions } from './options.js';
 
 export interface ExplainArgs extends ModelArgs {
@@ -31,7 +31,7 @@ export const explainCommand: CommandModule<object, ExplainArgs> = {
         type: 'string',
         array: true,
         default: ['transformer_attribution'],
-        describe: `method(s), repeatable or comma-separated, or 'all': ${METHOD_NAMES.join(', ')} (aliases: attn_last_layer, attn_gradcam, full_lrp, lrp_last_layer)`,
+        describe: `${methodOptionHelp()} (aliases: attn_last_layer, attn_gradcam, full_lrp, lrp_last_layer)`,
       })
       .option('class', {
         type: 'number',

@@ -11,6 +11,7 @@ import {
 import { fileIdentity, sameIdentity } from '../benchmarks/run-dir.js';
 import { withRunLock } from '../benchmarks/run-lock.js';
 import { loadOnnxRuntime } from '../engine/onnx.js';
+import { loadMethods } from '../methods/plugins.js';
 import { findMethod } from '../methods/registry.js';
 import { codeVersion } from '../util/code-version.js';
 import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
@@ -112,7 +113,8 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
   let inputs: VisInput[] = [];
   for (const f of files) inputs.push(await describeVisFile(f));
   if (args.method?.length) {
-    const wanted = new Set(args.method.flatMap((m) => m.split(',')).map((m) => findMethod(m.trim()).name));
+    // Names, aliases, 'all', 'paper' or plug-in files (loaded for their names only).
+    const wanted = new Set((await loadMethods(args.method)).methods.map((m) => m.name));
     inputs = inputs.filter((i) => wanted.has(i.method) || wanted.has(findMethodName(i.method)));
     if (inputs.length === 0)
       throw new UsageError(`no visualisation file of method ${[...wanted].join(', ')} among ${files.join(', ')}`);

@@ -34,7 +34,11 @@ export const perturbCommand: CommandModule<object, PerturbArgs> = {
         describe: 'results.hdf5 file(s) from bench visualize (or the official generate_visualizations.py)',
       })
       .option('vis-dir', { type: 'string', describe: 'a folder: every <method>/<vis-class>/results.hdf5 under it' })
-      .option('method', { type: 'string', array: true, describe: 'only these methods (with --vis-dir)' })
+      .option('method', {
+        type: 'string',
+        array: true,
+        describe: "only these methods (with --vis-dir): names, 'all', 'paper', or plug-in files (their names)",
+      })
       .option('pos', {
         type: 'boolean',
         default: false,

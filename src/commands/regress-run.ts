@@ -34,13 +34,14 @@ export async function runEmbeddedBenchmarks(
   backend: BackendChoice,
   quiet: boolean,
   workers = 1,
+  method: string[] = ['all'],
 ): Promise<void> {
   const model = { norm: 'config' as const, backend, workers };
   const log = (s: string) => process.stderr.write(`\n== ${s}\n`);
   log(`bench seg (embedded default) → ${join(dir, 'seg')}`);
   await runSegCommand({
     ...model,
-    method: ['all'],
+    method,
     'start-layer': 1,
     out: join(dir, 'seg', 'embedded'),
     'save-img': 4,
@@ -51,7 +52,7 @@ export async function runEmbeddedBenchmarks(
   log(`bench visualize (embedded default) → ${visDir}`);
   await runVisualizeCommand({
     ...model,
-    method: ['all'],
+    method,
     'vis-class': 'top',
     'start-layer': 1,
     out: visDir,
@@ -75,7 +76,7 @@ export async function runEmbeddedBenchmarks(
   log(`bench eraser (embedded default) → ${join(dir, 'eraser')}`);
   await runEraserCommand({
     split: 'test',
-    method: ['all'],
+    method,
     'reset-per-k': false,
     out: join(dir, 'eraser', 'embedded'),
     resume: false,
@@ -108,7 +109,7 @@ export async function runRegressCommand(args: RegressArgs): Promise<void> {
       `no --results: running the three embedded benchmarks on the ${backend} backend into ${resultsDir}\n`,
     );
     await withRunLock(resultsDir, 'bench regress', args['steal-lock'], () =>
-      runEmbeddedBenchmarks(resultsDir, backend, args.quiet, args.workers),
+      runEmbeddedBenchmarks(resultsDir, backend, args.quiet, args.workers, args.method ?? ['all']),
     );
     backendName = (await initBackend(backend)).name;
   } else {

@@ -24,6 +24,8 @@ export interface RegressArgs {
   /** Default: the backend the expected file records (the embedded baseline: wasm), else auto. */
   backend?: BackendChoice;
   workers: number;
+  /** Methods of the embedded runs (no --results): built-in names, 'all', 'paper' or plug-in files. */
+  method: string[];
   quiet: boolean;
   'steal-lock'?: boolean;
 }
@@ -65,6 +67,13 @@ export const regressCommand: CommandModule<object, RegressArgs> = {
       })
       .option('workers', WORKERS_OPTION)
       .option('steal-lock', STEAL_LOCK_OPTION)
+      .option('method', {
+        type: 'string',
+        array: true,
+        default: ['all'],
+        describe:
+          "methods of the embedded runs (suite embedded, no --results): built-in names, 'all', 'paper' or plug-in files ./my-method.ts; only the expected file's methods are compared, --update records them all",
+      })
       .option('quiet', {
         type: 'boolean',
         default: false,

@@ -3,7 +3,7 @@ import { defaultRunDir, fileIdentity, findResumableRun } from '../benchmarks/run
 import { withRunLock } from '../benchmarks/run-lock.js';
 import { runSegmentation } from '../benchmarks/segmentation.js';
 import { EMBEDDED } from '../embedded.js';
-import { resolveMethods } from '../methods/registry.js';
+import { loadMethods } from '../methods/plugins.js';
 import { expectedSegmentationTable, readExpectedFile } from '../reports/regression.js';
 import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
 import { defaultOutDir, loadModelFromArgs, shardFromArgs, startBackend } from './common.js';
@@ -14,7 +14,7 @@ const PAPER_NUMBERS = resolve(import.meta.dirname, '../../configs/paper.json');
 export async function runSegCommand(args: SegArgs): Promise<void> {
   if (args.out) checkOutputPath(args.out, 'folder', '--out');
   if (args.json) checkOutputPath(args.json, 'file', '--json');
-  const methods = resolveMethods(args.method);
+  const { methods } = await loadMethods(args.method);
   const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
   const { model, spec } = loadModelFromArgs(args);
   const shard = shardFromArgs(args.shard);

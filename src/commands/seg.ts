@@ -1,5 +1,5 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { METHOD_NAMES } from '../methods/names.js';
+import { methodOptionHelp } from '../methods/names.js';
 import { type ModelArgs, SHARD_OPTION, STEAL_LOCK_OPTION, WORKERS_OPTION, withModelOptions } from './options.js';
 
 export interface SegArgs extends ModelArgs {
@@ -33,7 +33,7 @@ export const segCommand: CommandModule<object, SegArgs> = {
         type: 'string',
         array: true,
         default: ['all'],
-        describe: `method(s), repeatable or comma-separated, or 'all' (evaluated in one pass over the data): ${METHOD_NAMES.join(', ')}`,
+        describe: methodOptionHelp('method(s), repeatable or comma-separated, evaluated in one pass over the data'),
       })
       .option('start-layer', {
         type: 'number',

@@ -4,14 +4,14 @@ import { withRunLock } from '../benchmarks/run-lock.js';
 import { runVisualize } from '../benchmarks/visualize.js';
 import { openImageFolder } from '../datasets/imagenet-folder.js';
 import { EMBEDDED } from '../embedded.js';
-import { resolveMethods } from '../methods/registry.js';
+import { loadMethods } from '../methods/plugins.js';
 import { checkOutputPath } from '../util/files.js';
 import { defaultOutDir, loadModelFromArgs, shardFromArgs, startBackend } from './common.js';
 import type { VisualizeArgs } from './visualize.js';
 
 export async function runVisualizeCommand(args: VisualizeArgs): Promise<void> {
   if (args.out) checkOutputPath(args.out, 'folder', '--out');
-  const methods = resolveMethods(args.method);
+  const { methods } = await loadMethods(args.method);
   const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
   const { model, spec } = loadModelFromArgs(args);
   const data = args.data ?? EMBEDDED.imageFolder;

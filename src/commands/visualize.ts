@@ -1,6 +1,6 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { VisClass } from '../benchmarks/visualize.js';
-import { METHOD_NAMES } from '../methods/names.js';
+import { methodOptionHelp } from '../methods/names.js';
 import { type ModelArgs, SHARD_OPTION, STEAL_LOCK_OPTION, WORKERS_OPTION, withModelOptions } from './options.js';
 
 export interface VisualizeArgs extends ModelArgs {
@@ -43,7 +43,7 @@ export const visualizeCommand: CommandModule<object, VisualizeArgs> = {
         type: 'string',
         array: true,
         default: ['all'],
-        describe: `method(s), repeatable or comma-separated, or 'all': ${METHOD_NAMES.join(', ')}`,
+        describe: methodOptionHelp(),
       })
       .option('vis-class', {
         choices: ['top', 'target'] as const,

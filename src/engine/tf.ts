@@ -13,6 +13,9 @@ import type * as TF from '@tensorflow/tfjs';
  */
 const tf = createRequire(import.meta.url)('@tensorflow/tfjs') as typeof TF;
 
+/** The whole TensorFlow.js namespace, the instance bench runs on (what plug-in methods get as PassContext.tf). */
+export const tfjs: typeof TF = tf;
+
 export const {
   abs,
   add,

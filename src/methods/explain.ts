@@ -3,6 +3,7 @@ import type { BertForSequenceClassification } from '../models/bert.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { bertPass, type ModelPass, vitPass } from './model-pass.js';
 import { type ClassRequest, PassContext } from './pass.js';
+import { checkMethodOutput, checkNoNaN } from './plugins.js';
 import { minMaxInPlace, upsampleBilinearTorch } from './postprocess.js';
 import type { ExplanationMethod, HeadKind, MethodOptions } from './types.js';
 
@@ -141,7 +142,11 @@ async function run(
   const [logitsT, lrpLogitsT] = tf.tidy(() => {
     const ctx = new PassContext(makePass(), request, methods, options);
     classes = ctx.classes;
-    for (const m of methods) results.push({ m, raw: tf.keep(tf.reshape(m.compute(ctx, options), [B, -1])) });
+    for (const m of methods) {
+      const out = m.compute(ctx, options);
+      checkMethodOutput(m, out.size, B, readOut(m).rawShape);
+      results.push({ m, raw: tf.keep(tf.reshape(out, [B, -1])) });
+    }
     return [ctx.pass.logits('classifier'), ctx.pass.logits('lrp')];
   });
   const rows = async (t: tf.Tensor): Promise<Float32Array[]> => {
@@ -154,6 +159,7 @@ async function run(
   const lrpLogits = await rows(lrpLogitsT!);
   const methodsOut = results.map(({ m }, k) => {
     const rawRows = rawRowsAll[k]!;
+    checkNoNaN(m, rawRows);
     const r = readOut(m);
     const maps = rawRows.map(r.toMap);
     const constant = maps.map((map, i) => {

@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { BertForSequenceClassification } from '../models/bert.js';
+import type { AttentionGradients } from '../models/gradients.js';
 import type { VisionTransformer } from '../models/vit.js';
 import type { RuleSet } from '../rules/types.js';
 import type { HeadKind } from './types.js';
@@ -22,7 +23,10 @@ export interface ModelPass {
   logits(head: HeadKind): tf.Tensor2D;
   /** Attention probabilities of block l, [B·H, N, N]. */
   attention(l: number): tf.Tensor3D;
-  attentionGradients(head: HeadKind, seed: tf.Tensor2D, downTo: number): (tf.Tensor3D | undefined)[];
+  /** The first block's input [B·N, D] (ViT: token embeddings after the position add; BERT: the embedding output). */
+  embeddings(): tf.Tensor2D;
+  /** ∂⟨logits of `head`, seed⟩/∂A_l down to block `downTo`, or through every block to the embeddings ('input'). */
+  attentionGradients(head: HeadKind, seed: tf.Tensor2D, downTo: number | 'input'): AttentionGradients;
   /**
    * Relevance from `seed` at the logits down to block `stop`'s attention, or through everything
    * ('input': ViT → pixel relevance [B, H, W]; BERT → relevance at the encoder input [B, N, D]).
@@ -53,6 +57,7 @@ export function vitPass(model: VisionTransformer, input: tf.Tensor4D): ModelPass
     batch: trace.batch,
     logits: (head) => heads[head].logits,
     attention: (l) => trace.blocks[l]!.A,
+    embeddings: () => trace.blocks[0]!.x,
     attentionGradients: (head, seed, downTo) => model.attentionGradients(trace, eps(head), seed, downTo),
     relprop: (seed, rules, stop) => {
       // Relevance always starts at the LRP model files' tail (their class is the one explained).
@@ -81,6 +86,7 @@ export function bertPass(
     // Both reference model files (ours / orig LRP) share one forward: one tail.
     logits: () => logits,
     attention: (l) => trace.layers[l]!.P,
+    embeddings: () => trace.embeddings,
     attentionGradients: (_head, seed, downTo) => model.attentionGradients(trace, seed, downTo),
     relprop: (seed, rules, stop) => model.relprop(trace, seed, rules, stop),
   };

@@ -1,4 +1,5 @@
 import * as tf from '../engine/tf.js';
+import type { AttentionGradients } from '../models/gradients.js';
 import { RULE_SETS, type RuleSetName } from '../rules/index.js';
 import type { ModelFamily, ModelInfo, ModelPass } from './model-pass.js';
 import type { ExplanationMethod, HeadKind, MethodOptions, Need } from './types.js';
@@ -14,9 +15,14 @@ export type ClassRequest = 'top' | number | number[];
  * tf.tidy.
  */
 export class PassContext {
+  /**
+   * The TensorFlow.js namespace bench runs on, for methods to compute with (a plug-in need not resolve
+   * @tensorflow/tfjs itself, and must not use a second copy of it).
+   */
+  readonly tf = tf.tfjs;
   /** Class explained per sample, for each classifier tail. */
   readonly classes: Record<HeadKind, number[]>;
-  private readonly grads = new Map<HeadKind, (tf.Tensor3D | undefined)[]>();
+  private readonly grads = new Map<HeadKind, AttentionGradients>();
   private readonly relevance = new Map<RuleSetName, { attnCam: (tf.Tensor3D | undefined)[]; input?: tf.Tensor }>();
 
   constructor(
@@ -58,31 +64,50 @@ export class PassContext {
 
   /** ∂(selected logit of `head`)/∂A_l as [B, H, N, N]. */
   gradient(head: HeadKind, l: number): tf.Tensor4D {
-    const g = this.grads.get(head)?.[l];
-    if (!g) throw new Error(`internal: gradient of block ${l} (${head}) was not requested by any method's needs()`);
+    const g = this.grads.get(head)?.attn[l];
+    if (!g) throw new Error(`gradient of block ${l} (${head}) was not requested by any method's needs()`);
     return this.perSample(g);
+  }
+
+  /**
+   * ∂(selected logit of `head`)/∂(embeddings) as [B, N, D]: the input of the first block (ViT: the token embeddings
+   * after the position add; BERT: the embedding output). Needs { kind: 'gradients', head, downTo: 'input' }.
+   */
+  inputGradient(head: HeadKind): tf.Tensor3D {
+    const g = this.grads.get(head)?.input;
+    if (!g) throw new Error(`the gradient at the embeddings (${head}) was not requested by any method's needs()`);
+    return tf.reshape(g, [this.batch, -1, g.shape[1]]);
+  }
+
+  /** The embeddings, the first block's input, as [B, N, D] (what inputGradient differentiates against). */
+  embeddings(): tf.Tensor3D {
+    const e = this.pass.embeddings();
+    return tf.reshape(e, [this.batch, -1, e.shape[1]]);
   }
 
   /** Relevance of the attention probabilities of block l under a rule set, [B, H, N, N]. */
   attnCam(rules: RuleSetName, l: number): tf.Tensor4D {
     const r = this.relevance.get(rules)?.attnCam[l];
-    if (!r) throw new Error(`internal: relevance of block ${l} (${rules}) was not requested by any method's needs()`);
+    if (!r) throw new Error(`relevance of block ${l} (${rules}) was not requested by any method's needs()`);
     return this.perSample(r);
   }
 
   /** Relevance at the model input under a rule set (ViT: pixels [B, H, W]; BERT: encoder input [B, N, D]). */
   inputRelevance(rules: RuleSetName): tf.Tensor {
     const p = this.relevance.get(rules)?.input;
-    if (!p) throw new Error(`internal: input relevance (${rules}) was not requested by any method's needs()`);
+    if (!p) throw new Error(`input relevance (${rules}) was not requested by any method's needs()`);
     return p;
   }
 
   private prepare(needs: Need[]): void {
-    const gradDepth = new Map<HeadKind, number>();
+    const gradDepth = new Map<HeadKind, number>(); // -1 = to the embeddings
     const relDepth = new Map<RuleSetName, number>(); // -1 = to the input
     for (const n of needs) {
       if (n.kind === 'gradients')
-        gradDepth.set(n.head, Math.min(gradDepth.get(n.head) ?? Number.POSITIVE_INFINITY, n.downTo));
+        gradDepth.set(
+          n.head,
+          Math.min(gradDepth.get(n.head) ?? Number.POSITIVE_INFINITY, n.downTo === 'input' ? -1 : n.downTo),
+        );
       else
         relDepth.set(
           n.rules,
@@ -90,7 +115,10 @@ export class PassContext {
         );
     }
     for (const [head, downTo] of gradDepth) {
-      this.grads.set(head, this.pass.attentionGradients(head, this.oneHot(this.classes[head]), downTo));
+      this.grads.set(
+        head,
+        this.pass.attentionGradients(head, this.oneHot(this.classes[head]), downTo < 0 ? 'input' : downTo),
+      );
     }
     // The relevance seed is the one-hot vector itself (value 1, not the logit; quirk Q8) at the LRP models' class.
     for (const [rules, depth] of relDepth) {

@@ -10,9 +10,16 @@ import type { PassContext } from './pass.js';
  */
 export type HeadKind = 'lrp' | 'classifier';
 
-/** What a method needs from the shared pass; the pass computes each thing once, as deep as the deepest need. */
+/**
+ * What a method needs from the shared pass; the pass computes each thing once, as deep as the deepest need.
+ * - gradients: ∂(explained logit of `head`)/∂A_l for the blocks l ≥ downTo (PassContext.gradient); downTo 'input'
+ *   goes through every block to the embeddings, which also gives PassContext.inputGradient. One backward pass per
+ *   head, as deep as the deepest need.
+ * - relevance: LRP relevance under a rule set of the attention of the blocks l ≥ stop (PassContext.attnCam), or
+ *   'input': through everything (PassContext.inputRelevance). One relevance walk per rule set.
+ */
 export type Need =
-  | { kind: 'gradients'; head: HeadKind; downTo: number }
+  | { kind: 'gradients'; head: HeadKind; downTo: number | 'input' }
   | { kind: 'relevance'; rules: RuleSetName; stop: number | 'input' };
 
 export interface MethodOptions {

@@ -4,6 +4,7 @@ import { cloneRule, poolRule, productRule, productTransposedRule } from '../rule
 import type { RuleSet } from '../rules/types.js';
 import { type BertConfig, bertHeadDim } from './bert-config.js';
 import type { BertWeights, LayerNormWeights } from './bert-weights.js';
+import type { AttentionGradients } from './gradients.js';
 import { setSignedCaching } from './linear.js';
 
 /**
@@ -179,16 +180,18 @@ export class BertForSequenceClassification {
 
   /**
    * ∂⟨logits, seed⟩/∂P_l for layers l = depth−1 … downTo (entries of shallower layers are undefined).
-   * seed: [B, C], usually one-hot rows. The mask add passes the gradient to the scores unchanged.
+   * seed: [B, C], usually one-hot rows. The mask add passes the gradient to the scores unchanged. downTo 'input':
+   * through every layer, and also the gradient at the embedding output (layer 0's input).
    */
-  attentionGradients(trace: BertTrace, seed: tf.Tensor2D, downTo: number): (tf.Tensor3D | undefined)[] {
+  attentionGradients(trace: BertTrace, seed: tf.Tensor2D, downTo: number | 'input'): AttentionGradients {
     const c = this.config;
     const B = trace.batch;
     const N = trace.seqLen;
     const Hh = c.num_attention_heads;
     const d = this.headDim;
     const w = this.weights;
-    checkLayer(downTo, c.num_hidden_layers);
+    const lowest = downTo === 'input' ? 0 : downTo;
+    checkLayer(lowest, c.num_hidden_layers);
     const grads: (tf.Tensor3D | undefined)[] = new Array(c.num_hidden_layers).fill(undefined);
     let gx = tf.tidy(() => {
       const gPooled = w.classifier.backward(seed);
@@ -196,7 +199,7 @@ export class BertForSequenceClassification {
       return scatterCls(w.pooler.backward(gPre), B, N);
     });
     const sqrtD = Math.sqrt(d);
-    for (let l = c.num_hidden_layers - 1; l >= downTo; l--) {
+    for (let l = c.num_hidden_layers - 1; l >= lowest; l--) {
       const t = trace.layers[l]!;
       const lw = w.layers[l]!;
       const last = l === downTo;
@@ -230,7 +233,8 @@ export class BertForSequenceClassification {
       if (last) break;
       gx = gxNext!;
     }
-    return grads;
+    // downTo 'input': gx is now the gradient at the embedding output (hidden_states[0]).
+    return { attn: grads, input: downTo === 'input' ? gx : undefined };
   }
 
   /**

@@ -2,6 +2,7 @@ import { bmm, gelu, geluGrad, layerNorm, layerNormBackward, tT } from '../engine
 import * as tf from '../engine/tf.js';
 import { cloneRule, poolRule, productRule, productTransposedRule, zBoxRule } from '../rules/common.js';
 import type { RuleSet } from '../rules/types.js';
+import type { AttentionGradients } from './gradients.js';
 import { setSignedCaching } from './linear.js';
 import { type Geometry, geometry, type VitConfig } from './vit-config.js';
 import { lnParams, type VitBlockWeights, type VitWeights } from './vit-weights.js';
@@ -173,9 +174,10 @@ export class VisionTransformer {
 
   /**
    * ∂⟨logits, seed⟩/∂A_l for blocks l = depth−1 … downTo (entries of shallower blocks are undefined),
-   * where the logits come from `head(trace, eps)`. seed: [B, C], usually one-hot rows.
+   * where the logits come from `head(trace, eps)`. seed: [B, C], usually one-hot rows. downTo 'input': through
+   * every block, and also the gradient at block 0's input (the embeddings after the position add).
    */
-  attentionGradients(trace: VitTrace, eps: number, seed: tf.Tensor2D, downTo: number): (tf.Tensor3D | undefined)[] {
+  attentionGradients(trace: VitTrace, eps: number, seed: tf.Tensor2D, downTo: number | 'input'): AttentionGradients {
     const c = this.config;
     const { numTokens: N, headDim: d } = this.geo;
     const B = trace.batch;
@@ -185,7 +187,8 @@ export class VisionTransformer {
     const clsIn = this.clsRows(trace.out, B);
     const gCls = layerNormBackward(clsIn, w.head.backward(seed), lnParams(w.norm, eps));
     let gx = this.scatterCls(gCls, B);
-    for (let l = c.depth - 1; l >= downTo; l--) {
+    const lowest = downTo === 'input' ? 0 : downTo;
+    for (let l = c.depth - 1; l >= lowest; l--) {
       const t = trace.blocks[l]!;
       const bw = w.blocks[l]!;
       const last = l === downTo;
@@ -213,7 +216,8 @@ export class VisionTransformer {
       if (last) break;
       gx = gxNext!;
     }
-    return grads;
+    // downTo 'input': gx is now the gradient at block 0's input, the token embeddings after the position add.
+    return { attn: grads, input: downTo === 'input' ? gx : undefined };
   }
 
   /**

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { BackendChoice } from '../../src/engine/backend.js';
 import { explain } from '../../src/methods/explain.js';
-import { METHODS } from '../../src/methods/registry.js';
+import { PAPER_METHODS } from '../../src/methods/registry.js';
 import { assertClose, maxAbs, maxAbsDiff, pearson } from './compare.js';
 import {
   GOLDEN_NAME,
@@ -32,7 +32,7 @@ export function vitGoldenSuite(backend: BackendChoice, skip: string | false = fa
         const input = inputTensor(g);
         for (const vis of ['top', 'target'] as const) {
           test(`${caseName} / ${vis}: logits and every method's raw and final maps`, async () => {
-            const ex = await explain(model, input, METHODS, {
+            const ex = await explain(model, input, PAPER_METHODS, {
               classes: vis === 'top' ? 'top' : meta.target_class,
               startLayer: 1,
             });
