@@ -26,7 +26,8 @@ test('bench perturb with no paths: embedded folder and model, meaningful AUCs', 
     ),
   );
   const s = JSON.parse(readFileSync(join(cwd, 'pert', 'summary.json'), 'utf8')) as PerturbSummary;
-  assert.equal(Object.keys(s.results).length, 6);
+  // Every built-in: the paper's six and generic_attention.
+  assert.equal(Object.keys(s.results).length, 7);
   for (const name of ['png', 'svg']) assert.ok(existsSync(join(cwd, 'pert', `perturbation.${name}`)));
   const ta = s.results.transformer_attribution!.top!;
   assert.equal(ta.negative!.images, 24);

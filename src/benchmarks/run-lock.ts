@@ -1,6 +1,6 @@
-import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { FileFormatError } from '../formats/host-tensor.js';
 import { installStopHandlers } from '../util/interrupt.js';
 
@@ -101,8 +101,11 @@ export function acquireRunLock(
   const me: LockHolder = { host: hostname(), pid: process.pid, started: new Date().toISOString(), command };
   const text = `${JSON.stringify(me)}\n`;
   const tmp = `${file}.tmp-${process.pid}`;
+  // The first folder this lock had to create (undefined when `dir` existed): removed again on release while empty,
+  // so that a run refused before it wrote anything leaves nothing behind.
+  let created: string | undefined;
   try {
-    mkdirSync(dir, { recursive: true });
+    created = mkdirSync(dir, { recursive: true });
     writeFileSync(tmp, text);
   } catch (e) {
     throw new FileFormatError(file, `cannot create the run lock (${(e as NodeJS.ErrnoException).code ?? e})`);
@@ -188,6 +191,7 @@ export function acquireRunLock(
           // already gone
         }
       }
+      if (created) removeEmptyUpTo(dir, created);
     },
   };
   held.add(lock);
@@ -198,6 +202,18 @@ export function acquireRunLock(
     });
   }
   return lock;
+}
+
+/** Removes `dir` and its parents up to `top` (inclusive) while they are empty. */
+function removeEmptyUpTo(dir: string, top: string): void {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return; // not empty (the run wrote something), or already gone
+    }
+    if (d === resolve(top) || dirname(d) === d) return;
+  }
 }
 
 /**
