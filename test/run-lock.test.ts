@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -87,6 +87,36 @@ describe('run lock', () => {
     );
     assert.ok(existsSync(join(out, 'summary.json')));
     assert.ok(!existsSync(join(out, LOCK_FILE)));
+  });
+
+  test('every command that writes a run folder refuses a folder held by a live run, and writes nothing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-lock-commands-'));
+    const vis = join(dir, 'vis');
+    assert.equal(bench(['visualize', '--method', 'rollout', '--limit', '2', '--quiet', '--out', vis]).code, 0);
+    const shards = [0, 1].map((k) => join(dir, `shard-${k}`));
+    for (const [k, sh] of shards.entries()) {
+      const seg = ['seg', '--limit', '4', '--method', 'rollout', '--shard', `${k}/2`, '--quiet', '--out', sh];
+      assert.equal(bench(seg).code, 0);
+    }
+    for (const [name, args] of [
+      ['seg', SEG],
+      ['visualize', ['visualize', '--method', 'rollout', '--quiet']],
+      ['perturb', ['perturb', '--vis-dir', vis, '--quiet']],
+      ['eraser', ['eraser', '--split', 'test', '--method', 'rollout', '--quiet']],
+      ['merge', []],
+    ] as const) {
+      const out = join(dir, `out-${name}`);
+      writeLock(out, { host: hostname(), pid: process.pid, command: 'bench other' });
+      const r = bench(name === 'merge' ? ['merge', out, ...shards] : [...args, '--out', out]);
+      assert.equal(r.code, 1, `${name}: ${r.stderr}`);
+      const e = errorLines(r.stderr);
+      assert.equal(e.length, 1, `${name}: ${r.stderr}`);
+      assert.match(
+        e[0]!,
+        new RegExp(`^bench: error: ${out} is in use by another run \\(bench other, pid ${process.pid} `),
+      );
+      assert.deepEqual(readdirSync(out), [LOCK_FILE], `${name} wrote into a locked folder`);
+    }
   });
 
   test('a stale lock (this host, the process gone) is taken over with a warning and the run resumes to the end', () => {
