@@ -143,10 +143,12 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
     settings,
     ties: args.ties,
     limit: args.limit ?? null,
-    // Not the batch size or the worker count: neither changes a number, so a run may resume with others.
-    shard: shard ?? null,
     // The engine may (rarely: a near-tie) change a decision. Absent for tfjs, as before the option existed.
     ...(engine === 'onnxruntime' ? { classifierEngine: engine } : {}),
+    // Not the batch size or the worker count: neither changes a number, so a run may resume with others.
+    // `shard` last: bench merge writes the shards' identity with `shard: null` at the end, byte for byte a
+    // whole run's.
+    shard: shard ?? null,
   };
   process.stderr.write(
     `backend ${backend.name}; classifier ${model.config.name} on ${engine === 'onnxruntime' ? `onnxruntime-node ${loadOnnxRuntime().ort!.env.versions.node} (CPU, 1 thread per worker)` : backend.name}; ${inputs.length} file(s); ${settings.join(' and ')} perturbation; ties: ${args.ties}; output ${outDir}\n`,
