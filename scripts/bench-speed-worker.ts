@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { perturbBatch } from '../src/benchmarks/perturbation-core.js';
 import { normalizeCHW } from '../src/data/image.js';
 import { type BackendChoice, initBackend } from '../src/engine/backend.js';
+import { onnxClassifierFor } from '../src/engine/onnx.js';
 import { serveWorker } from '../src/engine/worker-pool.js';
 import { explain } from '../src/methods/explain.js';
 import { resolveMethods } from '../src/methods/registry.js';
@@ -30,6 +31,8 @@ export interface SpeedTask {
   image: number;
   count?: number;
   batchSize?: number;
+  /** 'perturb': what runs the classifier passes (as `bench perturb --classifier-engine`); default tfjs. */
+  engine?: 'tfjs' | 'onnxruntime';
 }
 
 export interface SpeedResult {
@@ -59,7 +62,8 @@ serveWorker<SpeedSetup, SpeedTask, SpeedResult>(async (setup) => {
   const shape: [number, number, number, number] = [1, cfg.in_chans, cfg.img_size, cfg.img_size];
   // biome-ignore lint/suspicious/noExplicitAny: the wasm backend's heap is not in tfjs' public types
   const heap = () => ((tf.backend() as any).wasm?.HEAPU8?.buffer?.byteLength ?? 0) / 2 ** 20;
-  const classify = async (batch: Float32Array, b: number): Promise<Float32Array> => {
+  let ort: ReturnType<typeof onnxClassifierFor> | undefined;
+  const tfjsClassify = async (batch: Float32Array, b: number): Promise<Float32Array> => {
     const logits = tf.tidy(() =>
       model.logits(tf.tensor4d(batch, [b, cfg.in_chans, cfg.img_size, cfg.img_size]), cfg.final_norm_eps),
     );
@@ -70,6 +74,13 @@ serveWorker<SpeedSetup, SpeedTask, SpeedResult>(async (setup) => {
   const normalize = (chw: Float32Array) => normalizeCHW(chw, cfg.mean, cfg.std);
   /** As `bench perturb` runs one batch: the unperturbed pass once, then both settings' steps. */
   const perturbImages = async (task: SpeedTask, add: (a: Float32Array) => void) => {
+    const classify =
+      task.engine === 'onnxruntime'
+        ? async (batch: Float32Array, b: number) => {
+            ort ??= onnxClassifierFor(model);
+            return (await ort)(batch, b);
+          }
+        : tfjsClassify;
     const count = task.count ?? 1;
     const batchSize = task.batchSize ?? count;
     const plane = cfg.img_size * cfg.img_size;

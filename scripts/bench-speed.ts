@@ -5,7 +5,8 @@
  *
  *   npm run bench:speed -- [--runs 3] [--workers 1] [--json FILE] [--model vit_base_patch16_224]
  *                          [--backend auto] [--method NAME ...] [--skip-alone]
- *   npm run bench:speed -- --job perturb [--workers 2] [--images 4] [--batch-size 16] [--json FILE]
+ *   npm run bench:speed -- --job perturb [--workers 2] [--images 4] [--batch-size 16]
+ *                          [--classifier-engine tfjs|onnxruntime] [--json FILE]
  *
  * `--job perturb` times the perturbation test instead (issue 13): per image, the unperturbed pass and the nine
  * steps of the positive and of the negative test (19 classifier passes), batched as `bench perturb` batches
@@ -46,6 +47,11 @@ const args = await yargs(hideBin(process.argv))
   })
   .option('images', { type: 'number', default: 4, describe: '--job perturb: images per timed run' })
   .option('batch-size', { type: 'number', default: 16, describe: '--job perturb: images per classifier batch' })
+  .option('classifier-engine', {
+    choices: ['tfjs', 'onnxruntime'] as const,
+    default: 'tfjs' as const,
+    describe: '--job perturb: what runs the classifier passes (as bench perturb --classifier-engine)',
+  })
   .check((a) => {
     if (!Number.isInteger(a.runs) || a.runs < 1) throw new Error('--runs must be a positive integer');
     if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error('--workers must be a positive integer');
@@ -219,7 +225,7 @@ async function perturbJob(): Promise<void> {
   const batchSize = args['batch-size'];
   console.log(
     `bench:speed --job perturb — ${args.model} (random weights), backend ${args.backend}, ${images} image(s) per ` +
-      `run, batch ≤ ${batchSize}, 1 and ${args.workers} worker(s), ${args.runs} timed run(s) after 1 warm-up; ` +
+      `run, batch ≤ ${batchSize}, classifier ${args['classifier-engine']}, 1 and ${args.workers} worker(s), ${args.runs} timed run(s) after 1 warm-up; ` +
       `${cpus().length} CPU(s): ${cpus()[0]?.model ?? '?'}; load average ${loadavg()
         .map((l) => l.toFixed(2))
         .join(' ')}`,
@@ -231,7 +237,13 @@ async function perturbJob(): Promise<void> {
       const share = Math.ceil(images / workers);
       const tasks: SpeedTask[] = [];
       for (let start = 0; start < images; start += share) {
-        tasks.push({ methods: 'perturb', image: start, count: Math.min(share, images - start), batchSize });
+        tasks.push({
+          methods: 'perturb',
+          image: start,
+          count: Math.min(share, images - start),
+          batchSize,
+          engine: args['classifier-engine'],
+        });
       }
       await pool.map(tasks.map((t) => ({ ...t, count: 1 })).slice(0, workers));
       const runs: number[] = [];
@@ -268,6 +280,7 @@ async function perturbJob(): Promise<void> {
       nWorkers: many.stat.median,
       batchSize,
       // Context for the medians above.
+      classifierEngine: args['classifier-engine'],
       speedup,
       images,
       backend: one.backend,
