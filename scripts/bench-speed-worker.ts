@@ -72,8 +72,12 @@ serveWorker<SpeedSetup, SpeedTask, SpeedResult>(async (setup) => {
     return out;
   };
   const normalize = (chw: Float32Array) => normalizeCHW(chw, cfg.mean, cfg.std);
-  /** As `bench perturb` runs one batch: the unperturbed pass once, then both settings' steps. */
-  const perturbImages = async (task: SpeedTask, add: (a: Float32Array) => void) => {
+  /**
+   * As `bench perturb` runs one batch: the unperturbed pass once, then both settings' steps. Returns one digest per
+   * image (comma-separated), so that runs that split the images differently compare equal.
+   */
+  const perturbImages = async (task: SpeedTask): Promise<string> => {
+    const digests: string[] = [];
     const classify =
       task.engine === 'onnxruntime'
         ? async (batch: Float32Array, b: number) => {
@@ -99,19 +103,26 @@ serveWorker<SpeedSetup, SpeedTask, SpeedResult>(async (setup) => {
       const size = cfg.in_chans * plane;
       for (let i = 0; i < b; i++) input.set(normalize(images.subarray(i * size, (i + 1) * size)), i * size);
       const cleanLogits = await classify(input, b);
+      const perImage = Array.from({ length: b }, () => createHash('sha256'));
       for (const negative of [false, true]) {
         const results = await perturbBatch(images, vis, { negative, classify, normalize, labels, cleanLogits });
-        for (const r of results) add(Float32Array.from(r.steps.map((s) => (s.hit ? 1 : 0) + s.logitDiff)));
+        results.forEach((r, i) => {
+          const a = Float32Array.from(r.steps.map((s) => (s.hit ? 1 : 0) + s.logitDiff));
+          perImage[i]!.update(new Uint8Array(a.buffer));
+        });
       }
+      digests.push(...perImage.map((h) => h.digest('hex')));
     }
+    return digests.join(',');
   };
   return async (task) => {
     const input = tf.randomUniform(shape, -1, 1, 'float32', 7 + task.image) as tf.Tensor4D;
     const hash = createHash('sha256');
     const add = (a: Float32Array) => hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
     const t0 = performance.now();
+    let digest: string | undefined;
     if (task.methods === 'perturb') {
-      await perturbImages(task, add);
+      digest = await perturbImages(task);
     } else if (task.methods === 'forward') {
       // Read asynchronously: the webgpu backend cannot read a GPU buffer synchronously in Node.
       const logits = tf.tidy(() => model.head(model.forward(input), cfg.final_norm_eps).logits);
@@ -126,7 +137,7 @@ serveWorker<SpeedSetup, SpeedTask, SpeedResult>(async (setup) => {
     input.dispose();
     return {
       seconds,
-      digest: hash.digest('hex'),
+      digest: digest ?? hash.digest('hex'),
       backend: backend.name,
       heapMiB: heap(),
       tensors: tf.memory().numTensors,
