@@ -4,10 +4,10 @@
  */
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
+import { perturbationClassifier } from '../src/benchmarks/perturbation.js';
 import { perturbBatch } from '../src/benchmarks/perturbation-core.js';
 import { normalizeCHW } from '../src/data/image.js';
 import { type BackendChoice, initBackend } from '../src/engine/backend.js';
-import { onnxClassifierFor } from '../src/engine/onnx.js';
 import { serveWorker } from '../src/engine/worker-pool.js';
 import { explain } from '../src/methods/explain.js';
 import { resolveMethods } from '../src/methods/registry.js';
@@ -62,14 +62,9 @@ serveWorker<SpeedSetup, SpeedTask, SpeedResult>(async (setup) => {
   const shape: [number, number, number, number] = [1, cfg.in_chans, cfg.img_size, cfg.img_size];
   // biome-ignore lint/suspicious/noExplicitAny: the wasm backend's heap is not in tfjs' public types
   const heap = () => ((tf.backend() as any).wasm?.HEAPU8?.buffer?.byteLength ?? 0) / 2 ** 20;
-  let ort: ReturnType<typeof onnxClassifierFor> | undefined;
-  const tfjsClassify = async (batch: Float32Array, b: number): Promise<Float32Array> => {
-    const logits = tf.tidy(() =>
-      model.logits(tf.tensor4d(batch, [b, cfg.in_chans, cfg.img_size, cfg.img_size]), cfg.final_norm_eps),
-    );
-    const out = (await logits.data()) as Float32Array;
-    logits.dispose();
-    return out;
+  const classifiers = {
+    tfjs: perturbationClassifier(model, 'tfjs'),
+    onnxruntime: perturbationClassifier(model, 'onnxruntime'),
   };
   const normalize = (chw: Float32Array) => normalizeCHW(chw, cfg.mean, cfg.std);
   /**
@@ -78,13 +73,7 @@ serveWorker<SpeedSetup, SpeedTask, SpeedResult>(async (setup) => {
    */
   const perturbImages = async (task: SpeedTask): Promise<string> => {
     const digests: string[] = [];
-    const classify =
-      task.engine === 'onnxruntime'
-        ? async (batch: Float32Array, b: number) => {
-            ort ??= onnxClassifierFor(model);
-            return (await ort)(batch, b);
-          }
-        : tfjsClassify;
+    const classify = classifiers[task.engine ?? 'tfjs'];
     const count = task.count ?? 1;
     const batchSize = task.batchSize ?? count;
     const plane = cfg.img_size * cfg.img_size;

@@ -20,6 +20,7 @@ import { hideBin } from 'yargs/helpers';
 import { type BackendChoice, initBackend } from '../src/engine/backend.js';
 import { explain } from '../src/methods/explain.js';
 import { METHODS } from '../src/methods/registry.js';
+import { maxAbs, maxAbsDiff } from '../test/helpers/compare.js';
 import {
   GOLDEN_NAME,
   type GoldenCase,
@@ -77,18 +78,6 @@ interface ChildReport {
   backend: string;
   maps: MapRow[];
   e2e: E2eRow[];
-}
-
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
-  return m;
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
 }
 
 /** The methods the official golden runs hold (the paper's six). */

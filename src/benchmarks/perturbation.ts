@@ -184,6 +184,36 @@ function checkLabels(file: string, labels: ArrayLike<number>, model: VisionTrans
 }
 
 /**
+ * The classifier of the perturbation test: a normalised batch [B, C, H, W] → logits [B, classes], on the tfjs backend
+ * in use or on onnxruntime-node (its session made at the first call). On tfjs, the logits come without the forward
+ * trace (model.logits: a batch needs one block's memory, not twelve) and are read asynchronously (the webgpu backend
+ * has no synchronous read in Node).
+ */
+export function perturbationClassifier(
+  model: VisionTransformer,
+  engine: ClassifierEngine,
+): (batch: Float32Array, b: number) => Promise<Float32Array> {
+  const c = model.config;
+  if (engine === 'onnxruntime') {
+    let ort: ReturnType<typeof onnxClassifierFor> | undefined;
+    return async (batch, b) => {
+      ort ??= onnxClassifierFor(model);
+      return (await ort)(batch, b);
+    };
+  }
+  return async (batch, b) => {
+    const logits = tf.tidy(() =>
+      model.logits(tf.tensor4d(batch, [b, c.in_chans, c.img_size, c.img_size]), c.final_norm_eps),
+    );
+    try {
+      return (await logits.data()) as Float32Array;
+    } finally {
+      logits.dispose();
+    }
+  };
+}
+
+/**
  * The computation of one item, the same on the main thread and on a worker. The images and labels are read
  * once per file, and the unperturbed pass runs once per batch of images: every setting shares it, and so does
  * every further file of the item that holds the same images and labels (the method × vis-class files of one
@@ -196,26 +226,7 @@ export function perturbItemEvaluator(
   engine: ClassifierEngine = 'tfjs',
 ): (item: PerturbItem) => Promise<PerturbItemResult> {
   const c = model.config;
-  // The logits without the forward trace (model.logits): a batch needs one block's memory, not twelve.
-  // Read asynchronously: the webgpu backend has no synchronous read in Node.
-  const tfjsClassify = async (batch: Float32Array, b: number): Promise<Float32Array> => {
-    const logits = tf.tidy(() =>
-      model.logits(tf.tensor4d(batch, [b, c.in_chans, c.img_size, c.img_size]), c.final_norm_eps),
-    );
-    try {
-      return (await logits.data()) as Float32Array;
-    } finally {
-      logits.dispose();
-    }
-  };
-  let ort: ReturnType<typeof onnxClassifierFor> | undefined;
-  const classify =
-    engine === 'tfjs'
-      ? tfjsClassify
-      : async (batch: Float32Array, b: number): Promise<Float32Array> => {
-          ort ??= onnxClassifierFor(model);
-          return (await ort)(batch, b);
-        };
+  const classify = perturbationClassifier(model, engine);
   const normalize = (chw: Float32Array) => normalizeCHW(chw, c.mean, c.std);
   const cleanPass = (images: Float32Array, b: number): Promise<Float32Array> => {
     const plane = images.length / b;

@@ -2,6 +2,7 @@ import { linkSync, mkdirSync, readFileSync, renameSync, rmdirSync, unlinkSync, w
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { FileFormatError } from '../formats/host-tensor.js';
+import { processAlive } from '../util/files.js';
 import { installStopHandlers } from '../util/interrupt.js';
 
 /**
@@ -33,15 +34,6 @@ export class RunLockedError extends Error {
 
 const held = new Set<RunLock>();
 let exitHookInstalled = false;
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Seconds since the epoch when process `pid` started (Linux /proc), or undefined where that cannot be read. */
 function processStart(pid: number): number | undefined {
