@@ -12,6 +12,7 @@ import { vitOnnxModel } from '../models/onnx-vit.js';
 import type { VisionTransformer } from '../models/vit.js';
 import type { VitConfig } from '../models/vit-config.js';
 import { expectedVitKeys } from '../models/vit-weights.js';
+import { holdNative, runNative } from './native-work.js';
 
 export const ORT_VERSION = '1.30.0';
 export const ORT_INSTALL_HINT = `npm install --no-save --ignore-scripts onnxruntime-node@${ORT_VERSION}`;
@@ -48,13 +49,27 @@ export function loadOnnxRuntime(): { ort?: Ort; error?: string } {
   return cached;
 }
 
-export function ortSession(ort: Ort, model: Uint8Array, threads: number): Promise<OrtSession> {
-  return ort.InferenceSession.create(model, {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-  });
+/**
+ * A session on `threads` intra-op threads. Its runs are tracked and the session is registered for release
+ * (native-work.ts), so that a worker thread holding it can end without aborting the process.
+ */
+export async function ortSession(ort: Ort, model: Uint8Array, threads: number): Promise<OrtSession> {
+  const session = await runNative(() =>
+    ort.InferenceSession.create(model, {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    }),
+  );
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    await session.release();
+  };
+  holdNative(release);
+  return { run: (feeds) => runNative(() => session.run(feeds)), release };
 }
 
 /** The state dict (timm names) of a loaded model, read back from its tensors. */

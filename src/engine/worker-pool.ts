@@ -1,5 +1,7 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { beforeStopAtOnce } from '../util/interrupt.js';
 import { traceStart } from '../util/trace.js';
+import { onNativeHeld, settleNative } from './native-work.js';
 
 /**
  * Data parallelism over worker_threads: the only parallelism the wasm backend has in Node (it runs
@@ -20,11 +22,20 @@ import { traceStart } from '../util/trace.js';
  * not apply to a worker's entry point). The bench command runs compiled JavaScript from dist/, the tests
  * and scripts run the sources through tsx; siblingModule() names the worker module of the caller's kind.
  * Setup values, items and results must be structured-cloneable.
+ *
+ * Closing: a worker that holds native asynchronous work (an onnxruntime session, native-work.ts) says so, and
+ * close() asks it to end by itself once that work has settled, since terminating it mid-call would abort the
+ * whole process; it is terminated only if it has not ended after CLOSE_GRACE_MS. Other workers are terminated
+ * at once (a long synchronous computation cannot be interrupted any other way).
  */
 
-type ToWorker<I> = { type: 'item'; index: number; item: I };
+/** How long close() waits for a worker holding native work to end by itself before terminating it. */
+const CLOSE_GRACE_MS = 30_000;
+
+type ToWorker<I> = { type: 'item'; index: number; item: I } | { type: 'close' };
 type FromWorker<O> =
   | { type: 'ready' }
+  | { type: 'native' }
   | { type: 'result'; index: number; value: O }
   | { type: 'error'; index: number | null; message: string; stack?: string };
 
@@ -48,7 +59,16 @@ export function siblingModule(stem: string, base: string): URL {
 }
 
 export class WorkerPool<I, O> {
-  private constructor(private readonly workers: Worker[]) {}
+  /** Removes close() from the hooks of a stop at once (interrupt.ts). */
+  private readonly unhook: () => void;
+
+  private constructor(
+    private readonly workers: Worker[],
+    /** The workers that hold native work (they said so with a 'native' message). */
+    private readonly native: Set<Worker>,
+  ) {
+    this.unhook = beforeStopAtOnce(() => this.close());
+  }
 
   /** Number of workers. */
   get size(): number {
@@ -74,11 +94,15 @@ export class WorkerPool<I, O> {
     if (!Number.isInteger(count) || count < 1) throw new Error(`worker count must be a positive integer, got ${count}`);
     const tsxApi = /\.[cm]?ts$/.test(module.pathname) ? import.meta.resolve('tsx/esm/api') : null;
     const workers: Worker[] = [];
+    const native = new Set<Worker>();
     const ready: Promise<void>[] = [];
     for (let id = 0; id < count; id++) {
       const data: PoolWorkerData<S> = { workerPool: { module: module.href, tsxApi, setup, id } };
       const w = new Worker(BOOTSTRAP, { eval: true, workerData: data });
       workers.push(w);
+      w.on('message', (m: FromWorker<O>) => {
+        if (m.type === 'native') native.add(w);
+      });
       ready.push(
         new Promise<void>((resolve, reject) => {
           const onMessage = (m: FromWorker<O>) => {
@@ -112,10 +136,10 @@ export class WorkerPool<I, O> {
     try {
       await Promise.all(ready);
     } catch (e) {
-      await Promise.all(workers.map((w) => w.terminate()));
+      await Promise.all(workers.map((w) => endWorker(w, native.has(w))));
       throw e;
     }
-    return new WorkerPool<I, O>(workers);
+    return new WorkerPool<I, O>(workers, native);
   }
 
   /**
@@ -177,9 +201,27 @@ export class WorkerPool<I, O> {
     });
   }
 
+  /** Ends every worker: those holding native work once it has settled, the others at once. */
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.unhook();
+    await Promise.all(this.workers.map((w) => endWorker(w, this.native.has(w))));
   }
+}
+
+/** Ends a worker: at once, or (`graceful`) by asking it to settle its native work and end by itself. */
+async function endWorker(w: Worker, graceful: boolean): Promise<void> {
+  if (graceful && w.threadId !== -1) {
+    const ended = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), CLOSE_GRACE_MS);
+      w.once('exit', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    w.postMessage({ type: 'close' } satisfies ToWorker<never>);
+    if (await ended) return;
+  }
+  await w.terminate();
 }
 
 /**
@@ -212,11 +254,18 @@ export function serveWorker<S, I, O>(
     const err = e instanceof Error ? e : new Error(String(e));
     send({ type: 'error', index, message: err.message, stack: err.stack });
   };
+  onNativeHeld(() => send({ type: 'native' }));
+  // Asked to end: once the native work in flight has settled (not the item: its result is no longer wanted).
+  const close = () => settleNative().finally(() => process.exit(0));
+  port.on('message', (m: ToWorker<I>) => {
+    if (m.type === 'close') void close();
+  });
   setup(setupData, id).then(
     (handle) => {
       // Items are processed one at a time, in arrival order (the pool sends one per free worker).
       let queue: Promise<void> = Promise.resolve();
       port.on('message', (m: ToWorker<I>) => {
+        if (m.type !== 'item') return;
         queue = queue.then(async () => {
           try {
             send({ type: 'result', index: m.index, value: await handle(m.item) });

@@ -28,12 +28,37 @@ export class RunStopped extends Error {
   }
 }
 
+/** What must end before the process stops at once (worker pools holding native work, worker-pool.ts). */
+const atOnceHooks = new Set<() => Promise<void>>();
+/** The longest a stop at once waits for those hooks. */
+const AT_ONCE_GRACE_MS = 5_000;
+
+/**
+ * Registers `hook` to run (and be awaited, at most AT_ONCE_GRACE_MS) before the process stops at once on a
+ * signal; returns its removal.
+ */
+export function beforeStopAtOnce(hook: () => Promise<void>): () => void {
+  atOnceHooks.add(hook);
+  return () => atOnceHooks.delete(hook);
+}
+
+let stoppingAtOnce = false;
+
 function onSignal(signal: NodeJS.Signals): void {
   if (requested || watching === 0) {
+    if (stoppingAtOnce) return;
+    stoppingAtOnce = true;
     process.stderr.write(
       `\nbench: ${signal}: stopped at once; the checkpoint on disk is valid: continue with --resume\n`,
     );
-    process.exit(CODES[signal] ?? 1);
+    const exit = () => process.exit(CODES[signal] ?? 1);
+    if (atOnceHooks.size === 0) exit();
+    const grace = setTimeout(exit, AT_ONCE_GRACE_MS);
+    void Promise.allSettled([...atOnceHooks].map((h) => h())).then(() => {
+      clearTimeout(grace);
+      exit();
+    });
+    return;
   }
   requested = signal;
   process.stderr.write(`\nbench: ${signal}: finishing the item in flight (send it again to stop at once)\n`);
