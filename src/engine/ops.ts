@@ -17,9 +17,13 @@ const SPLIT_MIN_WORK = 1_500_000;
 /** Whether safeDivide may use the fused kernel (registered for wasm by platform-fixes.ts). */
 let fusedSafeDivide = false;
 
+/** Whether sumPerSample accumulates on the host in float64 (backends with synchronous reads). */
+let hostSums = true;
+
 /** Call after applyPlatformFixes(backendName). */
 export function configureOps(backendName: string): void {
   splitBatched = backendName === 'wasm';
+  hostSums = backendName !== 'webgpu';
   fusedSafeDivide = tf.getKernel(SAFE_DIVIDE_KERNEL, backendName) !== undefined;
 }
 
@@ -168,8 +172,26 @@ export function geluGrad<T extends tf.Tensor>(z: T): T {
   });
 }
 
-/** Sum over every axis but the first: per-sample totals, kept broadcastable against x. */
+/**
+ * Sum over every axis but the first: per-sample totals, kept broadcastable against x.
+ *
+ * Where the backend's tensors can be read synchronously (wasm, cpu, tfjs-node) the sums are accumulated in
+ * float64 on the host and rounded once. The 'ours' Add rule rescales each branch by such totals of mixed-sign
+ * relevance (src/rules/ours.ts), where float32 accumulation over B·N·D terms cancels: measured on the S1 goldens,
+ * this alone took transformer attribution's map from 1.32× to 0.38× the official float32 code's distance to
+ * float64 (results/precision/README.md). webgpu keeps the backend's float32 sum (its reads are asynchronous).
+ */
 export function sumPerSample(x: tf.Tensor): tf.Tensor {
   const axes = [...Array(x.rank).keys()].slice(1);
-  return tf.sum(x, axes, true);
+  if (!hostSums) return tf.sum(x, axes, true);
+  const B = x.shape[0]!;
+  const data = x.dataSync() as Float32Array;
+  const n = data.length / B;
+  const out = new Float32Array(B);
+  for (let b = 0; b < B; b++) {
+    let s = 0;
+    for (let i = b * n; i < (b + 1) * n; i++) s += data[i]!;
+    out[b] = s;
+  }
+  return tf.tensor(out, [B, ...axes.map(() => 1)]);
 }
