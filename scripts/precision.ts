@@ -20,6 +20,7 @@ import { hideBin } from 'yargs/helpers';
 import { type BackendChoice, initBackend } from '../src/engine/backend.js';
 import { explain } from '../src/methods/explain.js';
 import { METHODS } from '../src/methods/registry.js';
+import { describeForward, forwardPrecision } from '../src/models/vit-f64.js';
 import { maxAbs, maxAbsDiff } from '../test/helpers/compare.js';
 import {
   GOLDEN_NAME,
@@ -277,6 +278,8 @@ for (const backend of args.backend) {
 rmSync(tmp, { recursive: true, force: true });
 
 const e = (x: number) => x.toExponential(2);
+const forward = forwardPrecision();
+console.log(`Forward pass: ${describeForward()} (--forward ${forward}; set it with BENCH_FORWARD)\n`);
 console.log('## Map level: max|map − float64| / max|float64| (raw maps)\n');
 console.log('| backend | case | class | method | bench | official float32 | ratio |');
 console.log('|---|---|---|---|---|---|---|');
@@ -309,7 +312,7 @@ if (e2eRows.length) {
 if (args.json) {
   writeFileSync(
     args.json,
-    `${JSON.stringify({ date: new Date().toISOString(), machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version }, reports }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), forward, machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version }, reports }, null, 2)}\n`,
   );
   process.stderr.write(`precision: wrote ${args.json}\n`);
 }

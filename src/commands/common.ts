@@ -6,6 +6,7 @@ import { type BackendChoice, type BackendInfo, initBackend } from '../engine/bac
 import { FileFormatError, fsErrorReason } from '../formats/host-tensor.js';
 import { loadVit, type ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
+import { describeForward } from '../models/vit-f64.js';
 import { traceStart } from '../util/trace.js';
 import { type ModelArgs, UsageError } from './options.js';
 
@@ -31,6 +32,9 @@ export function loadModelFromArgs(
   spec: ModelSpec;
 } {
   let spec: ModelSpec;
+  // Worker threads inherit the choice with the environment.
+  process.env.BENCH_FORWARD = args.forward ?? process.env.BENCH_FORWARD ?? 'f32';
+  log(`forward: ${describeForward()}`);
   if (!args.model && !args['model-config'] && !args.weights) {
     spec = { configFile: EMBEDDED.model.config, weightsFile: EMBEDDED.model.weights, norm: args.norm };
     log(`model: embedded default (${EMBEDDED.model.weights})`);

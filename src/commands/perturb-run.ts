@@ -13,6 +13,7 @@ import { withRunLock } from '../benchmarks/run-lock.js';
 import { loadOnnxRuntime } from '../engine/onnx.js';
 import { loadMethods } from '../methods/plugins.js';
 import { findMethod } from '../methods/registry.js';
+import { forwardPrecision } from '../models/vit-f64.js';
 import { codeVersion } from '../util/code-version.js';
 import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
 import { defaultOutDir, loadModelFromArgs, shardFromArgs, startBackend } from './common.js';
@@ -80,6 +81,7 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
       code: codeVersion(),
       backend: backend.name,
       norm: args.norm,
+      forward: forwardPrecision(),
       weights: fileIdentity(spec.weightsFile),
     };
     const same = sameIdentity(readJsonIfAny(madeByFile), madeBy);
@@ -96,6 +98,7 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
         method: ['all'],
         'vis-class': 'top',
         'start-layer': 1,
+        forward: args.forward,
         out: visDir,
         resume: existsSync(join(visDir, 'run.json')),
         quiet: args.quiet,

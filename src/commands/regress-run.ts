@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { timestampName } from '../benchmarks/run-dir.js';
 import { withRunLock } from '../benchmarks/run-lock.js';
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from '../engine/backend.js';
+import { forwardPrecision } from '../models/vit-f64.js';
 import {
   baselineFromRuns,
   compareResults,
@@ -15,7 +16,7 @@ import {
 import { type BenchmarkName, type BenchmarkRun, indexResults, latestRun } from '../reports/results-index.js';
 import { checkOutputPath, writeFileAtomic, writeJsonAtomic } from '../util/files.js';
 import { runEraserCommand } from './eraser-run.js';
-import { UsageError } from './options.js';
+import { forwardFromEnv, type ModelArgs, UsageError } from './options.js';
 import { runPerturbCommand } from './perturb-run.js';
 import { type RegressArgs, SUITE_FILES } from './regress.js';
 import { runSegCommand } from './seg-run.js';
@@ -35,8 +36,9 @@ export async function runEmbeddedBenchmarks(
   quiet: boolean,
   workers = 1,
   method: string[] = ['all'],
+  forward: ModelArgs['forward'] = forwardFromEnv(),
 ): Promise<void> {
-  const model = { norm: 'config' as const, backend, workers };
+  const model = { norm: 'config' as const, backend, workers, forward };
   const log = (s: string) => process.stderr.write(`\n== ${s}\n`);
   log(`bench seg (embedded default) → ${join(dir, 'seg')}`);
   await runSegCommand({
@@ -98,6 +100,7 @@ export async function runRegressCommand(args: RegressArgs): Promise<void> {
 
   let resultsDir: string;
   let backendName: string | undefined;
+  let forwardUsed: 'f32' | 'f64' | undefined;
   if (args.results) {
     resultsDir = resolve(args.results);
   } else if (args.suite === 'embedded') {
@@ -108,10 +111,13 @@ export async function runRegressCommand(args: RegressArgs): Promise<void> {
     process.stderr.write(
       `no --results: running the three embedded benchmarks on the ${backend} backend into ${resultsDir}\n`,
     );
+    // And with the baseline's forward precision, unless BENCH_FORWARD names one.
+    const forward = process.env.BENCH_FORWARD ? forwardFromEnv() : (expected?.forward ?? 'f32');
     await withRunLock(resultsDir, 'bench regress', args['steal-lock'], () =>
-      runEmbeddedBenchmarks(resultsDir, backend, args.quiet, args.workers, args.method ?? ['all']),
+      runEmbeddedBenchmarks(resultsDir, backend, args.quiet, args.workers, args.method ?? ['all'], forward),
     );
     backendName = (await initBackend(backend)).name;
+    forwardUsed = forwardPrecision();
   } else {
     resultsDir = resolve('results');
   }
@@ -138,6 +144,7 @@ export async function runRegressCommand(args: RegressArgs): Promise<void> {
           'bench regress --suite embedded --update: written from fresh runs of the three embedded benchmarks; update on purpose, and let the diff show what moved',
       }),
       ...(backendName ? { backend: backendName } : {}),
+      ...(forwardUsed ? { forward: forwardUsed } : {}),
     };
     delete (header as { benchmarks?: unknown }).benchmarks;
     const next = baselineFromRuns(runs, expected, header);

@@ -69,6 +69,7 @@ export const {
   tensor,
   tensor1d,
   tensor2d,
+  tensor3d,
   tensor4d,
   tidy,
   tile,

@@ -1,6 +1,8 @@
+import { f64Products } from '../engine/f64-matmul.js';
 import * as tf from '../engine/tf.js';
 import type { BertForSequenceClassification } from '../models/bert.js';
 import type { VisionTransformer } from '../models/vit.js';
+import { forwardPrecision, vitForwardF64 } from '../models/vit-f64.js';
 import { bertPass, type ModelPass, vitPass } from './model-pass.js';
 import { type ClassRequest, PassContext } from './pass.js';
 import { checkMethodOutput, checkNoNaN } from './plugins.js';
@@ -44,7 +46,7 @@ export interface Explanation {
  * one backward/relevance pass per kind (see PassContext). A batch gives the same maps as B single runs.
  * Maps are upsampled and min–max normalised bit for bit as the reference scripts do it.
  */
-export function explain(
+export async function explain(
   model: VisionTransformer,
   input: tf.Tensor4D,
   methods: readonly ExplanationMethod[],
@@ -52,8 +54,13 @@ export function explain(
 ): Promise<Explanation> {
   const c = model.config;
   const size = [c.img_size, c.img_size];
+  const B = input.shape[0];
+  const host =
+    forwardPrecision() === 'f64'
+      ? await vitForwardF64(model, (await input.data()) as Float32Array, B, (await f64Products()).matmul)
+      : undefined;
   return run(
-    () => vitPass(model, input),
+    () => vitPass(model, input, host),
     input.shape[0],
     methods,
     opts,

@@ -2,6 +2,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { BertForSequenceClassification } from '../models/bert.js';
 import type { AttentionGradients } from '../models/gradients.js';
 import type { VisionTransformer } from '../models/vit.js';
+import { type HostVitTrace, traceFromHost } from '../models/vit-f64.js';
 import type { RuleSet } from '../rules/types.js';
 import type { HeadKind } from './types.js';
 
@@ -43,10 +44,13 @@ export interface ModelInfo {
   depth: number;
 }
 
-/** A ViT pass over a normalised batch [B, C, H, W]. Call inside tf.tidy. */
-export function vitPass(model: VisionTransformer, input: tf.Tensor4D): ModelPass {
+/**
+ * A ViT pass over a normalised batch [B, C, H, W]; with `host`, its forward trace computed beforehand in float64
+ * (src/models/vit-f64.ts). Call inside tf.tidy.
+ */
+export function vitPass(model: VisionTransformer, input: tf.Tensor4D, host?: HostVitTrace): ModelPass {
   const c = model.config;
-  const trace = model.forward(input);
+  const trace = host ? traceFromHost(model, host, input) : model.forward(input);
   const heads = { lrp: model.head(trace, c.lrp_final_norm_eps), classifier: model.head(trace, c.final_norm_eps) };
   const eps = (head: HeadKind) => (head === 'lrp' ? c.lrp_final_norm_eps : c.final_norm_eps);
   return {

@@ -83,6 +83,7 @@ class Msg {
 // ONNX enums (onnx.proto).
 const FLOAT = 1;
 const INT64 = 7;
+const DOUBLE = 11;
 const ATTR_FLOAT = 1;
 const ATTR_INT = 2;
 const ATTR_INTS = 7;
@@ -107,10 +108,10 @@ function tensorProto(name: string, dims: number[], data: Float32Array | BigInt64
   return t.bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
 }
 
-function valueInfo(name: string, dims: (number | string)[]): Msg {
+function valueInfo(name: string, dims: (number | string)[], elemType = FLOAT): Msg {
   const shape = new Msg();
   for (const d of dims) shape.msg(1, typeof d === 'number' ? new Msg().int(1, d) : new Msg().str(2, d));
-  const tensorType = new Msg().int(1, FLOAT).msg(2, shape);
+  const tensorType = new Msg().int(1, elemType).msg(2, shape);
   return new Msg().str(1, name).msg(2, new Msg().msg(1, tensorType));
 }
 
@@ -242,6 +243,30 @@ function encodeModel(g: Graph, cfg: VitConfig): Uint8Array {
     [valueInfo('input', ['B', cfg.in_chans, cfg.img_size, cfg.img_size])],
     [valueInfo('logits', ['B', cfg.num_classes])],
   );
+  return modelBytes(graph);
+}
+
+/**
+ * A one-node model for float64 products: `c = MatMul(a, b)` with `a` double [G, M, K] and `b` [G, K, N] or [K, N],
+ * double or (`b` 'float32') float32 cast to double inside the graph, so that float32 weights need no float64 copy.
+ * All dimensions are dynamic. (src/engine/f64-matmul.ts.)
+ */
+export function matMulF64OnnxModel(b: 'float32' | 'float64'): Uint8Array {
+  const g = new Graph();
+  const bIn = b === 'float32' ? g.op('Cast', ['b'], { to: DOUBLE }) : 'b';
+  g.op('MatMul', ['a', bIn], {}, 'c');
+  const graph = g.encode(
+    `matmul_f64_${b}`,
+    [
+      valueInfo('a', ['G', 'M', 'K'], DOUBLE),
+      valueInfo('b', b === 'float32' ? ['K', 'N'] : ['G', 'K', 'N'], b === 'float32' ? FLOAT : DOUBLE),
+    ],
+    [valueInfo('c', ['G', 'M', 'N'], DOUBLE)],
+  );
+  return modelBytes(graph);
+}
+
+function modelBytes(graph: Msg): Uint8Array {
   return new Msg()
     .int(1, 8) // ir_version
     .str(2, 'bench scripts/onnx-vit.ts')

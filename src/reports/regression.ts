@@ -50,6 +50,11 @@ export interface ExpectedFile {
    * its own tolerance and this one.
    */
   backendTolerances?: Record<string, { source?: string; tolerances: Record<string, number> }>;
+  /**
+   * The forward precision a baseline was made with (`--forward`: f32 or f64); the embedded runs of `bench regress`
+   * use it unless BENCH_FORWARD says otherwise. The ill-conditioned methods' numbers depend on it.
+   */
+  forward?: 'f32' | 'f64';
   benchmarks: Partial<Record<BenchmarkName, ExpectedBenchmark>>;
   [extra: string]: unknown;
 }
@@ -92,6 +97,8 @@ export function readExpectedFile(file: string): ExpectedFile {
     if (typeof b.numbers !== 'object' || b.numbers === null)
       throw new FileFormatError(file, `benchmarks.${name}: no "numbers" object`);
   }
+  if (f.forward !== undefined && f.forward !== 'f32' && f.forward !== 'f64')
+    throw new FileFormatError(file, `"forward" must be "f32" or "f64", not ${JSON.stringify(f.forward)}`);
   for (const [backend, bt] of Object.entries(f.backendTolerances ?? {})) {
     const where = `backendTolerances.${backend}`;
     if (typeof bt !== 'object' || bt === null || typeof bt.tolerances !== 'object' || bt.tolerances === null)

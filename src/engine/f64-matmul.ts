@@ -1,0 +1,76 @@
+/**
+ * Products accumulated in float64, for the precise forward pass (src/models/vit-f64.ts): onnxruntime-node's
+ * double GEMM (one intra-op thread; parallelism comes from `--workers`) when it is installed, else plain
+ * JavaScript. Both give each output as a float64 dot product of float32 (or float64) operands; rounded to float32
+ * they agree except where an output falls on a rounding boundary.
+ */
+import { matMulF64OnnxModel } from '../models/onnx-vit.js';
+import { loadOnnxRuntime, type OrtSession, ortSession } from './onnx.js';
+
+/** C = A·B per group: A [g, m, k] float64; B [g, k, n], or one [k, n] (float32 weights) for every group. */
+export type F64MatMul = (
+  a: Float64Array,
+  b: Float64Array | Float32Array,
+  g: number,
+  m: number,
+  k: number,
+  n: number,
+) => Promise<Float64Array>;
+
+/** Plain JavaScript float64 products. */
+export const jsMatMulF64: F64MatMul = async (a, b, g, m, k, n) => {
+  const out = new Float64Array(g * m * n);
+  const shared = b.length === k * n;
+  const acc = new Float64Array(n);
+  for (let gi = 0; gi < g; gi++) {
+    const bo = shared ? 0 : gi * k * n;
+    for (let i = 0; i < m; i++) {
+      acc.fill(0);
+      const ao = (gi * m + i) * k;
+      for (let kk = 0; kk < k; kk++) {
+        const av = a[ao + kk]!;
+        const row = bo + kk * n;
+        for (let j = 0; j < n; j++) acc[j]! += av * b[row + j]!;
+      }
+      out.set(acc, (gi * m + i) * n);
+    }
+  }
+  return out;
+};
+
+let ortProducts: Promise<F64MatMul> | undefined;
+
+/** onnxruntime's double MatMul, or undefined when onnxruntime-node is not installed. */
+function onnxMatMulF64(): Promise<F64MatMul> | undefined {
+  const { ort } = loadOnnxRuntime();
+  if (!ort) return undefined;
+  ortProducts ??= (async () => {
+    const sessions: Record<'float32' | 'float64', OrtSession> = {
+      float32: await ortSession(ort, matMulF64OnnxModel('float32'), 1),
+      float64: await ortSession(ort, matMulF64OnnxModel('float64'), 1),
+    };
+    const Tensor = ort.Tensor as unknown as new (
+      type: 'float32' | 'float64',
+      data: Float32Array | Float64Array,
+      dims: number[],
+    ) => { data: Float64Array };
+    return async (a, b, g, m, k, n) => {
+      const weights = b instanceof Float32Array;
+      if (weights && b.length !== k * n) throw new Error('float32 operands of the float64 products are shared weights');
+      const feeds = {
+        a: new Tensor('float64', a, [g, m, k]),
+        b: weights ? new Tensor('float32', b, [k, n]) : new Tensor('float64', b, [g, k, n]),
+      };
+      const out = await sessions[weights ? 'float32' : 'float64'].run(feeds as never);
+      return (out.c as unknown as { data: Float64Array }).data;
+    };
+  })();
+  return ortProducts;
+}
+
+/** The float64 products this process uses, and a line that names them. */
+export async function f64Products(): Promise<{ matmul: F64MatMul; engine: string }> {
+  const ort = onnxMatMulF64();
+  if (ort) return { matmul: await ort, engine: 'onnxruntime-node double GEMM' };
+  return { matmul: jsMatMulF64, engine: 'JavaScript (onnxruntime-node is not installed: slow for large models)' };
+}

@@ -1,0 +1,313 @@
+/**
+ * The ViT forward pass in float64, rounded once per stored value: the "precise forward" (`--forward f64`).
+ *
+ * Why: measured on the golden cases (results/precision/README.md), the distance of our maps to the official
+ * float64 maps comes almost entirely from the forward pass's float32 products. The wasm backend's matmul
+ * accumulates in float32 as the official PyTorch code does, so both carry the same kind of noise, and the
+ * ill-conditioned methods (full LRP, and the 'ours' rule's shared denominators) amplify it. With every forward
+ * product, LayerNorm, softmax and GELU computed in float64 and each stored value rounded to float32 once, every
+ * method of the paper comes closer to the float64 truth than the official float32 code on the golden cases,
+ * while the backward and relevance passes stay on the tfjs backend (their float32 noise measured ≈ nothing).
+ *
+ * The products run through an `F64MatMul` (src/engine/f64-matmul.ts): onnxruntime-node's double GEMM when it is
+ * installed, else plain JavaScript (slow for ViT-B-sized models). The arithmetic is that of
+ * `VisionTransformer.forward` (src/models/vit.ts): the same trace, value for value up to the rounding.
+ */
+import type { F64MatMul } from '../engine/f64-matmul.js';
+import { loadOnnxRuntime } from '../engine/onnx.js';
+import * as tf from '../engine/tf.js';
+import type { BlockTrace, VisionTransformer, VitTrace } from './vit.js';
+
+/** The trace's values as host arrays (float32, each rounded once from float64), shapes as in VitTrace. */
+export interface HostVitTrace {
+  batch: number;
+  patches: Float32Array;
+  tokens: Float32Array;
+  blocks: Record<Exclude<keyof BlockTrace, 'products'> | 'qkvP' | 'projP' | 'fc1P' | 'fc2P', Float32Array>[];
+  out: Float32Array;
+}
+
+interface HostLinear {
+  /** Wᵀ as [in, out], float32 as stored. */
+  Wt: Float32Array;
+  b?: Float64Array;
+  inDim: number;
+  outDim: number;
+}
+
+interface HostWeights {
+  cls: Float64Array;
+  pos: Float64Array;
+  patch: HostLinear;
+  blocks: {
+    ln1: [Float64Array, Float64Array];
+    qkv: HostLinear;
+    proj: HostLinear;
+    ln2: [Float64Array, Float64Array];
+    fc1: HostLinear;
+    fc2: HostLinear;
+  }[];
+}
+
+export type ForwardPrecision = 'f32' | 'f64';
+export const FORWARD_CHOICES = ['f32', 'f64'] as const;
+
+/**
+ * The forward precision of this process, from `BENCH_FORWARD` (set by the commands' --forward; worker threads
+ * inherit it with the environment): f32 (the default) = the backend's own forward; f64 = this module.
+ */
+export function forwardPrecision(): ForwardPrecision {
+  const v = process.env.BENCH_FORWARD || 'f32';
+  if (v === 'f32' || v === 'f64') return v;
+  throw new Error(`BENCH_FORWARD must be f32 or f64, not '${v}'`);
+}
+
+/** One line for the logs: the forward precision in use and what computes its products. */
+export function describeForward(): string {
+  if (forwardPrecision() === 'f32') return 'float32 (the backend’s own)';
+  return `float64, rounded once per value (products: ${loadOnnxRuntime().ort ? 'onnxruntime-node double GEMM' : 'JavaScript; slow for large models: install onnxruntime-node'})`;
+}
+
+const hostWeights = new WeakMap<VisionTransformer, HostWeights>();
+
+/** The model's weights read back once (float32 products' operands kept float32; vectors as float64). */
+function weightsOf(model: VisionTransformer): HostWeights {
+  let w = hostWeights.get(model);
+  if (w) return w;
+  const f64 = (t: tf.Tensor) => Float64Array.from(t.dataSync() as Float32Array);
+  const lin = (l: VisionTransformer['weights']['head']): HostLinear => ({
+    Wt: Float32Array.from(l.Wt.dataSync() as Float32Array),
+    b: l.b ? f64(l.b) : undefined,
+    inDim: l.Wt.shape[0],
+    outDim: l.Wt.shape[1],
+  });
+  const mw = model.weights;
+  w = {
+    cls: f64(mw.clsToken),
+    pos: f64(mw.posEmbed),
+    patch: lin(mw.patchEmbed),
+    blocks: mw.blocks.map((b) => ({
+      ln1: [f64(b.norm1.gamma), f64(b.norm1.beta)],
+      qkv: lin(b.qkv),
+      proj: lin(b.proj),
+      ln2: [f64(b.norm2.gamma), f64(b.norm2.beta)],
+      fc1: lin(b.fc1),
+      fc2: lin(b.fc2),
+    })),
+  };
+  hostWeights.set(model, w);
+  return w;
+}
+
+/** LayerNorm over rows of length D (biased variance, as torch), in float64. */
+function layerNorm(x: Float64Array, D: number, [gamma, beta]: [Float64Array, Float64Array], eps: number): Float64Array {
+  const y = new Float64Array(x.length);
+  for (let r = 0; r < x.length; r += D) {
+    let mean = 0;
+    for (let j = 0; j < D; j++) mean += x[r + j]!;
+    mean /= D;
+    let v = 0;
+    for (let j = 0; j < D; j++) v += (x[r + j]! - mean) ** 2;
+    const rstd = 1 / Math.sqrt(v / D + eps);
+    for (let j = 0; j < D; j++) y[r + j] = (x[r + j]! - mean) * rstd * gamma[j]! + beta[j]!;
+  }
+  return y;
+}
+
+/** Softmax over rows of length n, in place, float64. */
+function softmaxRows(x: Float64Array, n: number): void {
+  for (let r = 0; r < x.length; r += n) {
+    let mx = -Infinity;
+    for (let j = 0; j < n; j++) mx = Math.max(mx, x[r + j]!);
+    let s = 0;
+    for (let j = 0; j < n; j++) {
+      const e = Math.exp(x[r + j]! - mx);
+      x[r + j] = e;
+      s += e;
+    }
+    for (let j = 0; j < n; j++) x[r + j]! /= s;
+  }
+}
+
+const TWO_OVER_SQRT_PI = 2 / Math.sqrt(Math.PI);
+
+/**
+ * erf(x) to about 1e-15 relative: the series erf(x) = 2/√π · e^{−x²} · Σₙ (2x²)ⁿ x / (1·3·…·(2n+1)), whose terms are
+ * all positive (no cancellation); |x| ≥ 6 gives ±1 (erfc(6) ≈ 2e-17).
+ */
+export function erf(x: number): number {
+  const ax = Math.abs(x);
+  if (ax >= 6) return Math.sign(x);
+  const x2 = ax * ax;
+  let term = ax;
+  let sum = ax;
+  for (let n = 1; n < 200; n++) {
+    term *= (2 * x2) / (2 * n + 1);
+    sum += term;
+    if (term < sum * 1e-17) break;
+  }
+  return Math.sign(x) * TWO_OVER_SQRT_PI * Math.exp(-x2) * sum;
+}
+
+const SQRT1_2 = Math.SQRT1_2;
+
+function addBias(y: Float64Array, b: Float64Array | undefined): Float64Array {
+  if (!b) return y;
+  const out = new Float64Array(y.length);
+  const n = b.length;
+  for (let i = 0; i < y.length; i++) out[i] = y[i]! + b[i % n]!;
+  return out;
+}
+
+function add(a: Float64Array, b: Float64Array): Float64Array {
+  const out = new Float64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! + b[i]!;
+  return out;
+}
+
+const f32 = (x: Float64Array) => Float32Array.from(x);
+
+/**
+ * The forward trace of `input` (normalised [B, C, H, W], row-major) in float64, each value rounded to float32 once.
+ */
+export async function vitForwardF64(
+  model: VisionTransformer,
+  input: Float32Array,
+  B: number,
+  matmul: F64MatMul,
+): Promise<HostVitTrace> {
+  const c = model.config;
+  const { numTokens: N, numPatches: P, headDim: d, scale } = model.geo;
+  const D = c.embed_dim;
+  const H = c.num_heads;
+  const p = c.patch_size;
+  const C = c.in_chans;
+  const gw = c.img_size / p;
+  const w = weightsOf(model);
+  const lin = async (x: Float64Array, l: HostLinear) => matmul(x, l.Wt, 1, x.length / l.inDim, l.inDim, l.outDim);
+
+  // im2col: row = patch in row-major grid order, columns (channel, row, col).
+  const cols = C * p * p;
+  const patches = new Float64Array(B * P * cols);
+  const S = c.img_size;
+  for (let b = 0; b < B; b++)
+    for (let pi = 0; pi < P; pi++) {
+      const gy = Math.floor(pi / gw);
+      const gx = pi % gw;
+      const row = (b * P + pi) * cols;
+      for (let ch = 0; ch < C; ch++)
+        for (let y = 0; y < p; y++)
+          for (let x = 0; x < p; x++)
+            patches[row + (ch * p + y) * p + x] = input[((b * C + ch) * S + gy * p + y) * S + gx * p + x]!;
+    }
+  const emb = addBias(await lin(patches, w.patch), w.patch.b);
+  const tokens = new Float64Array(B * N * D);
+  for (let b = 0; b < B; b++) {
+    tokens.set(w.cls, b * N * D);
+    tokens.set(emb.subarray(b * P * D, (b + 1) * P * D), b * N * D + D);
+  }
+  let x: Float64Array = new Float64Array(tokens.length);
+  for (let i = 0; i < x.length; i++) x[i] = tokens[i]! + w.pos[i % (N * D)]!;
+
+  const blocks: HostVitTrace['blocks'] = [];
+  for (const bw of w.blocks) {
+    const n1 = layerNorm(x, D, bw.ln1, c.norm_eps);
+    const qkvP = await lin(n1, bw.qkv);
+    const qkv = addBias(qkvP, bw.qkv.b);
+    // [BN, 3D] → q, k, v as [BH, N, d]; kT as [BH, d, N].
+    const q = new Float64Array(B * H * N * d);
+    const k = new Float64Array(q.length);
+    const v = new Float64Array(q.length);
+    const kT = new Float64Array(q.length);
+    for (let b = 0; b < B; b++)
+      for (let n = 0; n < N; n++) {
+        const row = (b * N + n) * 3 * D;
+        for (let h = 0; h < H; h++)
+          for (let j = 0; j < d; j++) {
+            const t = ((b * H + h) * N + n) * d + j;
+            q[t] = qkv[row + h * d + j]!;
+            k[t] = qkv[row + D + h * d + j]!;
+            v[t] = qkv[row + 2 * D + h * d + j]!;
+            kT[((b * H + h) * d + j) * N + n] = k[t]!;
+          }
+      }
+    const A = await matmul(q, kT, B * H, N, d, N);
+    for (let i = 0; i < A.length; i++) A[i]! *= scale;
+    softmaxRows(A, N);
+    const oh = await matmul(A, v, B * H, N, N, d);
+    const o = new Float64Array(B * N * D);
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < H; h++)
+        for (let n = 0; n < N; n++)
+          for (let j = 0; j < d; j++) o[(b * N + n) * D + h * d + j] = oh[((b * H + h) * N + n) * d + j]!;
+    const projP = await lin(o, bw.proj);
+    const a = addBias(projP, bw.proj.b);
+    const h1 = add(x, a);
+    const n2 = layerNorm(h1, D, bw.ln2, c.norm_eps);
+    const fc1P = await lin(n2, bw.fc1);
+    const z1 = addBias(fc1P, bw.fc1.b);
+    const g = new Float64Array(z1.length);
+    for (let i = 0; i < z1.length; i++) g[i] = 0.5 * z1[i]! * (1 + erf(z1[i]! * SQRT1_2));
+    const fc2P = await lin(g, bw.fc2);
+    const m = addBias(fc2P, bw.fc2.b);
+    const out = add(h1, m);
+    blocks.push({
+      x: f32(x),
+      n1: f32(n1),
+      q: f32(q),
+      k: f32(k),
+      kT: f32(kT),
+      v: f32(v),
+      A: f32(A),
+      o: f32(o),
+      a: f32(a),
+      qkvP: f32(qkvP),
+      projP: f32(projP),
+      fc1P: f32(fc1P),
+      fc2P: f32(fc2P),
+      h1: f32(h1),
+      n2: f32(n2),
+      z1: f32(z1),
+      g: f32(g),
+      m: f32(m),
+    });
+    x = out;
+  }
+  return { batch: B, patches: f32(patches), tokens: f32(tokens), blocks, out: f32(x) };
+}
+
+/** The trace as tensors (call inside tf.tidy): what `VisionTransformer.forward(input)` returns. */
+export function traceFromHost(model: VisionTransformer, host: HostVitTrace, input: tf.Tensor4D): VitTrace {
+  const c = model.config;
+  const { numTokens: N, headDim: d } = model.geo;
+  const B = host.batch;
+  const D = c.embed_dim;
+  const BH = B * c.num_heads;
+  const hid = model.weights.blocks[0]?.fc1.Wt.shape[1] ?? 0;
+  const t2 = (x: Float32Array, cols: number) => tf.tensor2d(x, [x.length / cols, cols]);
+  const t3 = (x: Float32Array, r: number, cols: number) => tf.tensor3d(x, [BH, r, cols]);
+  return {
+    batch: B,
+    input,
+    patches: t2(host.patches, c.in_chans * c.patch_size * c.patch_size),
+    tokens: tf.tensor3d(host.tokens, [B, N, D]),
+    blocks: host.blocks.map((b) => ({
+      x: t2(b.x, D),
+      n1: t2(b.n1, D),
+      q: t3(b.q, N, d),
+      k: t3(b.k, N, d),
+      kT: t3(b.kT, d, N),
+      v: t3(b.v, N, d),
+      A: t3(b.A, N, N),
+      o: t2(b.o, D),
+      a: t2(b.a, D),
+      products: { qkv: t2(b.qkvP, 3 * D), proj: t2(b.projP, D), fc1: t2(b.fc1P, hid), fc2: t2(b.fc2P, D) },
+      h1: t2(b.h1, D),
+      n2: t2(b.n2, D),
+      z1: t2(b.z1, hid),
+      g: t2(b.g, hid),
+      m: t2(b.m, D),
+    })),
+    out: t2(host.out, D),
+  };
+}
