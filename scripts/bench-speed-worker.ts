@@ -33,6 +33,14 @@ export interface SpeedTask {
   batchSize?: number;
   /** 'perturb': what runs the classifier passes (as `bench perturb --classifier-engine`); default tfjs. */
   engine?: 'tfjs' | 'onnxruntime';
+  /** Return the logits and the maps (bench:speed --save-maps, --compare-maps). */
+  keepMaps?: boolean;
+}
+
+/** The numbers of one explained image, when the task asks for them. */
+export interface SpeedMaps {
+  logits: Float32Array;
+  methods: { method: string; raw: Float32Array; rawShape: number[]; map: Float32Array; mapShape: number[] }[];
 }
 
 export interface SpeedResult {
@@ -41,6 +49,9 @@ export interface SpeedResult {
   /** SHA-256 of every number the task produced (logits, raw and final maps), to compare runs. */
   digest: string;
   backend: string;
+  /** The backend line (on webgpu, the adapter). */
+  description: string;
+  maps?: SpeedMaps;
   /** Size of the wasm heap after the task (it only grows; 0 on other backends). */
   heapMiB: number;
   tensors: number;
@@ -110,6 +121,7 @@ serveWorker<SpeedSetup, SpeedTask, SpeedResult>(async (setup) => {
     const add = (a: Float32Array) => hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
     const t0 = performance.now();
     let digest: string | undefined;
+    let maps: SpeedMaps | undefined;
     if (task.methods === 'perturb') {
       digest = await perturbImages(task);
     } else if (task.methods === 'forward') {
@@ -121,6 +133,18 @@ serveWorker<SpeedSetup, SpeedTask, SpeedResult>(async (setup) => {
       const ex = await explain(model, input, resolveMethods(task.methods));
       for (const l of ex.logits) add(l);
       for (const m of ex.methods) for (const a of [...m.raw, ...m.map]) add(a);
+      if (task.keepMaps) {
+        maps = {
+          logits: ex.logits[0]!,
+          methods: ex.methods.map((m) => ({
+            method: m.method,
+            raw: m.raw[0]!,
+            rawShape: m.rawShape,
+            map: m.map[0]!,
+            mapShape: m.mapShape,
+          })),
+        };
+      }
     }
     const seconds = (performance.now() - t0) / 1000;
     input.dispose();
@@ -128,6 +152,8 @@ serveWorker<SpeedSetup, SpeedTask, SpeedResult>(async (setup) => {
       seconds,
       digest: digest ?? hash.digest('hex'),
       backend: backend.name,
+      description: backend.description,
+      ...(maps ? { maps } : {}),
       heapMiB: heap(),
       tensors: tf.memory().numTensors,
     };

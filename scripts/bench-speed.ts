@@ -4,7 +4,8 @@
  * plus the process's peak RSS, against the official PyTorch implementation's timings.
  *
  *   npm run bench:speed -- [--runs 3] [--workers 1] [--json FILE] [--model vit_base_patch16_224]
- *                          [--backend auto] [--method NAME ...] [--skip-alone]
+ *                          [--backend auto] [--method NAME ...] [--skip-alone] [--skip-sweep] [--warmup 1]
+ *                          [--save-maps FILE [--compare-maps FILE]]
  *   npm run bench:speed -- --job perturb [--workers 2] [--images 4] [--batch-size 16]
  *                          [--classifier-engine tfjs|onnxruntime] [--json FILE]
  *
@@ -17,11 +18,18 @@
  * Every measurement runs on `--workers` worker_threads, each with its own backend and model copy
  * (src/engine/worker-pool.ts). One run hands one image to each worker and times the batch on the wall
  * clock: seconds per image = batch time / workers (throughput). Each measurement has one untimed warm-up
- * run (weight packing, kernel caches). Reported: median, min and max over `--runs` runs.
+ * run (weight packing, kernel caches; `--warmup N` for the sweep job, 0 where a run is too slow to repeat, as
+ * webgpu on a software adapter). Reported: median, min and max over `--runs` runs.
  * Ratios are to the anchors' as-installed row (2 cores) for --workers ≥ 2, and to their one-core row
  * for --workers 1. The sweep's output digests are written per image so that runs with different
  * worker counts can be checked for identical numbers.
  * Timings on a shared machine are noisy; compare figures taken in the same minute, on a quiet machine.
+ *
+ * `--save-maps FILE` writes the logits and every method's raw and final maps of image 0 (the first timed run's,
+ * from the method's own measurement, else from the sweep) as a map file (scripts/map-compare.ts);
+ * `--compare-maps FILE` then compares them with another run's file (another backend's, on the same weights and
+ * input) within mapTolerance()'s bounds and records the result. The maps file and the `--json` file are written
+ * after every measurement (`complete: false` until the last), so a run cut short keeps what it measured.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -31,6 +39,7 @@ import { BACKEND_CHOICES, type BackendChoice } from '../src/engine/backend.js';
 import { WorkerPool } from '../src/engine/worker-pool.js';
 import { METHOD_NAMES, resolveMethods } from '../src/methods/registry.js';
 import type { SpeedResult, SpeedSetup, SpeedTask } from './bench-speed-worker.js';
+import { compareMapFiles, formatComparison, type MapComparison, type SavedMap, writeMapFile } from './map-compare.js';
 
 const args = await yargs(hideBin(process.argv))
   .option('runs', { type: 'number', default: 3, describe: 'timed runs per measurement (after one warm-up)' })
@@ -40,6 +49,16 @@ const args = await yargs(hideBin(process.argv))
   .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice })
   .option('method', { type: 'string', array: true, describe: 'methods to time alone (default: all six)' })
   .option('skip-alone', { type: 'boolean', default: false, describe: 'only the forward pass and the sweep' })
+  .option('skip-sweep', { type: 'boolean', default: false, describe: 'no six-method sweep' })
+  .option('warmup', { type: 'number', default: 1, describe: 'untimed warm-up runs per measurement (sweep job)' })
+  .option('save-maps', {
+    type: 'string',
+    describe: "write image 0's logits and raw and final maps to this safetensors file",
+  })
+  .option('compare-maps', {
+    type: 'string',
+    describe: "compare the maps with another run's --save-maps file (needs --save-maps)",
+  })
   .option('job', {
     choices: ['sweep', 'perturb'] as const,
     default: 'sweep' as const,
@@ -54,6 +73,11 @@ const args = await yargs(hideBin(process.argv))
   })
   .check((a) => {
     if (!Number.isInteger(a.runs) || a.runs < 1) throw new Error('--runs must be a positive integer');
+    if (!Number.isInteger(a.warmup) || a.warmup < 0) throw new Error('--warmup must be a non-negative integer');
+    if (a['compare-maps'] !== undefined && a['save-maps'] === undefined)
+      throw new Error('--compare-maps needs --save-maps (the maps of this run, to compare)');
+    if (a['compare-maps'] !== undefined && !existsSync(a['compare-maps']))
+      throw new Error(`--compare-maps: no such file: ${a['compare-maps']}`);
     if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error('--workers must be a positive integer');
     if (!Number.isInteger(a.images) || a.images < 1) throw new Error('--images must be a positive integer');
     if (!Number.isInteger(a['batch-size']) || a['batch-size'] < 1)
@@ -61,6 +85,10 @@ const args = await yargs(hideBin(process.argv))
     return true;
   })
   .strict()
+  .fail((msg, err) => {
+    process.stderr.write(`bench:speed: error: ${msg ?? err?.message}\n`);
+    process.exit(2);
+  })
   .parseAsync();
 
 /**
@@ -115,11 +143,16 @@ const digests: Record<string, Record<number, string>> = {};
 /** Largest worker wasm heap after each timed run, per measurement. */
 const heapByRun: Record<string, number[]> = {};
 let backendName = '';
+let backendDescription = '';
+const keepMaps = args['save-maps'] !== undefined;
+/** Image 0's maps per method (the first measurement that computed the method), and its logits. */
+const savedMaps = new Map<string, SavedMap>();
+let savedLogits: Float32Array | undefined;
 
-/** Warm-up once, then `runs` runs of one image per worker; s/image = batch wall time / workers. */
+/** `warmup` warm-up runs, then `runs` runs of one image per worker; s/image = batch wall time / workers. */
 async function measure(label: string, methods: SpeedTask['methods']): Promise<Stat> {
   const batch = (images: number[]) => images.map((image) => ({ methods, image }));
-  await pool.map(batch(Array.from({ length: pool.size }, (_, i) => i)));
+  for (let w = 0; w < args.warmup; w++) await pool.map(batch(Array.from({ length: pool.size }, (_, i) => i)));
   const runs: number[] = [];
   const seen: Record<number, string> = {};
   const heaps: number[] = [];
@@ -128,13 +161,18 @@ async function measure(label: string, methods: SpeedTask['methods']): Promise<St
     // Image r·workers + i: the same images for every measurement, so that runs with different worker
     // counts can be compared image by image (their digests).
     const images = Array.from({ length: pool.size }, (_, i) => r * pool.size + i);
+    const tasks: SpeedTask[] = batch(images).map((t) => (keepMaps && t.image === 0 ? { ...t, keepMaps } : t));
     const t0 = performance.now();
-    const out = await pool.map(batch(images));
+    const out = await pool.map(tasks);
     runs.push((performance.now() - t0) / 1000 / pool.size);
     out.forEach((o, i) => {
       seen[images[i]!] = o.digest;
+      if (!o.maps) return;
+      savedLogits ??= o.maps.logits;
+      for (const m of o.maps.methods) if (!savedMaps.has(m.method)) savedMaps.set(m.method, m);
     });
     backendName = out[0]!.backend;
+    backendDescription = out[0]!.description;
     heaps.push(Math.max(...out.map((o) => o.heapMiB)));
   }
   digests[label] = seen;
@@ -143,6 +181,8 @@ async function measure(label: string, methods: SpeedTask['methods']): Promise<St
   const anchor = anchors[label];
   const ratio = anchor ? `  ${(stat.median / anchor).toFixed(2)}× anchor` : '';
   console.log(`  ${label.padEnd(24)} ${fmt(stat)}${ratio}`);
+  stats[label] = stat;
+  writeProgress(false);
   return stat;
 }
 
@@ -152,15 +192,17 @@ function fmt(s: Stat): string {
 
 console.log(
   `bench:speed — ${args.model} (random weights), backend ${args.backend}, ${args.workers} worker(s), ` +
-    `${args.runs} timed run(s) per measurement after 1 warm-up; ${cpus().length} CPU(s): ${cpus()[0]?.model ?? '?'}`,
+    `${args.runs} timed run(s) per measurement after ${args.warmup} warm-up(s); ${cpus().length} CPU(s): ${cpus()[0]?.model ?? '?'}`,
 );
 console.log(`(workers started in ${((performance.now() - tStart) / 1000).toFixed(1)} s)`);
 const stats: Record<string, Stat> = {};
-stats.forward = await measure('forward', 'forward');
 const methodNames = args['skip-alone'] ? [] : resolveMethods(args.method ?? [...METHOD_NAMES]).map((m) => m.name);
-for (const name of methodNames) stats[name] = await measure(name, [name]);
-stats.sweep = await measure('sweep', [...METHOD_NAMES]);
+let mapComparison: MapComparison | undefined;
+await measure('forward', 'forward');
+for (const name of methodNames) await measure(name, [name]);
+if (!args['skip-sweep']) await measure('sweep', [...METHOD_NAMES]);
 await pool.close();
+writeProgress(true);
 const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
 
 console.log(`\nbackend ${backendName}; ratios against the anchors' ${row} row\n`);
@@ -176,29 +218,56 @@ for (const [name, s] of Object.entries(stats)) {
     `| ${name === 'sweep' ? 'all six together' : name} | ${s.median.toFixed(2)} | ${s.min.toFixed(2)} | ${s.max.toFixed(2)} | ${a ?? ''} | ${ratio?.toFixed(2) ?? ''} | ${verdict} |`,
   );
 }
-const sweepHeaps = heapByRun.sweep!;
+const sweepHeaps = heapByRun.sweep ?? [];
 const largestHeap = Math.max(...Object.values(heapByRun).flat());
 console.log(
   `\npeak RSS ${peakRssMiB} MiB (whole process: ${args.workers} worker(s), each with its own model copy); ` +
-    `largest wasm heap of a worker ${largestHeap.toFixed(0)} MiB (limit 4096); over the sweep's runs it went ` +
-    `${sweepHeaps.map((h) => h.toFixed(0)).join(' → ')} MiB`,
+    `largest wasm heap of a worker ${largestHeap.toFixed(0)} MiB (limit 4096)` +
+    (sweepHeaps.length ? `; over the sweep's runs it went ${sweepHeaps.map((h) => h.toFixed(0)).join(' → ')} MiB` : ''),
 );
+if (args['save-maps']) console.log(`wrote ${args['save-maps']} (maps of ${[...savedMaps.keys()].join(', ')})`);
+if (mapComparison) {
+  console.log(`\n${formatComparison(mapComparison)}`);
+  if (!mapComparison.pass) process.exitCode = 1;
+}
+if (args.json) console.log(`wrote ${args.json}`);
 
-if (args.json) {
+/**
+ * Writes the maps file, compares it (`--compare-maps`) and writes the `--json` file with what has been measured so
+ * far; `complete` once every measurement has run.
+ */
+function writeProgress(complete: boolean): void {
+  const mapsFile = args['save-maps'];
+  if (mapsFile && savedMaps.size) {
+    writeMapFile(mapsFile, savedMaps, new Map(savedLogits ? [['logits', savedLogits]] : []), {
+      backend: backendDescription,
+      model: `${args.model} (random weights, scripts/random-vit-weights.ts)`,
+      input: "image 0: tf.randomUniform([1, 3, H, W], -1, 1, 'float32', 7)",
+    });
+    if (args['compare-maps']) mapComparison = compareMapFiles(mapsFile, args['compare-maps']);
+  }
+  if (!args.json) return;
   const methods: Record<string, number> = {};
-  for (const name of methodNames) methods[name] = stats[name]!.median;
+  for (const name of methodNames) if (stats[name]) methods[name] = stats[name].median;
   const out = {
     backend: backendName,
+    description: backendDescription,
     workers: args.workers,
-    forward: stats.forward.median,
+    complete,
+    measured: Object.keys(stats),
+    forward: stats.forward?.median,
     methods,
-    sweep: stats.sweep.median,
-    peakRssMiB,
+    sweep: stats.sweep?.median,
+    peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+    ...(mapsFile ? { mapsFile, mapsSaved: [...savedMaps.keys()] } : {}),
+    ...(mapComparison ? { mapComparison } : {}),
     // Everything below is context for the medians above.
     model: `${args.model} (random weights)`,
     runs: args.runs,
+    warmup: args.warmup,
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, backend: backendName },
+    loadAverage: loadavg(),
     anchorRow: row,
     anchors,
     targets: TARGETS,
@@ -212,7 +281,6 @@ if (args.json) {
     digests,
   };
   writeFileSync(args.json, `${JSON.stringify(out, null, 2)}\n`);
-  console.log(`wrote ${args.json}`);
 }
 
 /**
