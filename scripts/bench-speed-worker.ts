@@ -19,6 +19,18 @@ import { randomStateDict } from './random-vit-weights.js';
 export interface SpeedSetup {
   model: string;
   backend: BackendChoice;
+  /**
+   * Move every input value by one float32 ulp (the last mantissa bit flipped): a change of the size of float32
+   * rounding, to measure how far a method's maps move under float32 noise alone (bench:speed --jitter-input).
+   */
+  jitterInput?: boolean;
+}
+
+/** `a` with the last mantissa bit of every value flipped (one ulp away), in place. */
+export function flipLastBit(a: Float32Array): Float32Array {
+  const bits = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  for (let i = 0; i < bits.length; i++) bits[i]! ^= 1;
+  return a;
 }
 
 /**
@@ -116,7 +128,12 @@ serveWorker<SpeedSetup, SpeedTask, SpeedResult>(async (setup) => {
     return digests.join(',');
   };
   return async (task) => {
-    const input = tf.randomUniform(shape, -1, 1, 'float32', 7 + task.image) as tf.Tensor4D;
+    let input = tf.randomUniform(shape, -1, 1, 'float32', 7 + task.image) as tf.Tensor4D;
+    if (setup.jitterInput) {
+      const jittered = tf.tensor4d(flipLastBit(Float32Array.from(await input.data())), shape);
+      input.dispose();
+      input = jittered;
+    }
     const hash = createHash('sha256');
     const add = (a: Float32Array) => hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
     const t0 = performance.now();

@@ -28,7 +28,8 @@
  * `--save-maps FILE` writes the logits and every method's raw and final maps of image 0 (the first timed run's,
  * from the method's own measurement, else from the sweep) as a map file (scripts/map-compare.ts);
  * `--compare-maps FILE` then compares them with another run's file (another backend's, on the same weights and
- * input) within mapTolerance()'s bounds and records the result. The maps file and the `--json` file are written
+ * input) within mapTolerance()'s bounds and records the result; `--noise-maps FILE` (that backend's run with
+ * `--jitter-input`, every input value moved by one ulp) scales each bound to the float32 noise of the map. The maps file and the `--json` file are written
  * after every measurement (`complete: false` until the last), so a run cut short keeps what it measured.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -51,6 +52,11 @@ const args = await yargs(hideBin(process.argv))
   .option('skip-alone', { type: 'boolean', default: false, describe: 'only the forward pass and the sweep' })
   .option('skip-sweep', { type: 'boolean', default: false, describe: 'no six-method sweep' })
   .option('warmup', { type: 'number', default: 1, describe: 'untimed warm-up runs per measurement (sweep job)' })
+  .option('jitter-input', {
+    type: 'boolean',
+    default: false,
+    describe: 'move every input value by one float32 ulp (how far the maps move under float32 noise)',
+  })
   .option('save-maps', {
     type: 'string',
     describe: "write image 0's logits and raw and final maps to this safetensors file",
@@ -58,6 +64,10 @@ const args = await yargs(hideBin(process.argv))
   .option('compare-maps', {
     type: 'string',
     describe: "compare the maps with another run's --save-maps file (needs --save-maps)",
+  })
+  .option('noise-maps', {
+    type: 'string',
+    describe: "with --compare-maps: that backend's --jitter-input maps; bounds scale with how far they move",
   })
   .option('job', {
     choices: ['sweep', 'perturb'] as const,
@@ -76,8 +86,12 @@ const args = await yargs(hideBin(process.argv))
     if (!Number.isInteger(a.warmup) || a.warmup < 0) throw new Error('--warmup must be a non-negative integer');
     if (a['compare-maps'] !== undefined && a['save-maps'] === undefined)
       throw new Error('--compare-maps needs --save-maps (the maps of this run, to compare)');
-    if (a['compare-maps'] !== undefined && !existsSync(a['compare-maps']))
-      throw new Error(`--compare-maps: no such file: ${a['compare-maps']}`);
+    for (const o of ['compare-maps', 'noise-maps'] as const) {
+      const f = a[o];
+      if (f !== undefined && !existsSync(f)) throw new Error(`--${o}: no such file: ${f}`);
+    }
+    if (a['noise-maps'] !== undefined && a['compare-maps'] === undefined)
+      throw new Error('--noise-maps needs --compare-maps');
     if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error('--workers must be a positive integer');
     if (!Number.isInteger(a.images) || a.images < 1) throw new Error('--images must be a positive integer');
     if (!Number.isInteger(a['batch-size']) || a['batch-size'] < 1)
@@ -132,7 +146,7 @@ interface Stat {
 }
 
 const workerModule = new URL('./bench-speed-worker.ts', import.meta.url);
-const setup: SpeedSetup = { model: args.model, backend: args.backend };
+const setup: SpeedSetup = { model: args.model, backend: args.backend, jitterInput: args['jitter-input'] };
 if (args.job === 'perturb') {
   await perturbJob();
   process.exit(0);
@@ -242,9 +256,9 @@ function writeProgress(complete: boolean): void {
     writeMapFile(mapsFile, savedMaps, new Map(savedLogits ? [['logits', savedLogits]] : []), {
       backend: backendDescription,
       model: `${args.model} (random weights, scripts/random-vit-weights.ts)`,
-      input: "image 0: tf.randomUniform([1, 3, H, W], -1, 1, 'float32', 7)",
+      input: `image 0: tf.randomUniform([1, 3, H, W], -1, 1, 'float32', 7)${args['jitter-input'] ? ', every value moved by one ulp' : ''}`,
     });
-    if (args['compare-maps']) mapComparison = compareMapFiles(mapsFile, args['compare-maps']);
+    if (args['compare-maps']) mapComparison = compareMapFiles(mapsFile, args['compare-maps'], args['noise-maps']);
   }
   if (!args.json) return;
   const methods: Record<string, number> = {};
@@ -253,6 +267,7 @@ function writeProgress(complete: boolean): void {
     backend: backendName,
     description: backendDescription,
     workers: args.workers,
+    jitterInput: args['jitter-input'],
     complete,
     measured: Object.keys(stats),
     forward: stats.forward?.median,

@@ -2,8 +2,11 @@
  * Compares two map files (scripts/map-compare.ts) map by map, with the bounds of mapTolerance(): the maps of one
  * backend against another's (bench:speed --save-maps, scripts/golden-maps.ts).
  *
- *   node --import tsx scripts/compare-maps.ts MINE.safetensors REFERENCE.safetensors [--json FILE] [--key NAME]
+ *   node --import tsx scripts/compare-maps.ts MINE.safetensors REFERENCE.safetensors [--noise FILE]
+ *                                             [--json FILE] [--key NAME]
  *
+ * `--noise FILE`: the reference backend's maps of the same input moved by one ulp (bench:speed --jitter-input);
+ * each map's bound is then scaled to how far that moves it (mapTolerance).
  * `--json FILE` adds the comparison to FILE under `--key` (default `mapComparison`), keeping its other keys
  * (a bench:speed JSON). Exit status 1 when a map is out of its bounds.
  */
@@ -16,6 +19,7 @@ const args = await yargs(hideBin(process.argv))
   .scriptName('compare-maps')
   .usage('$0 MINE REFERENCE [--json FILE]')
   .demandCommand(2, 2, 'give two map files: MINE REFERENCE')
+  .option('noise', { type: 'string', describe: "the reference backend's maps of the input moved by one ulp" })
   .option('json', { type: 'string', describe: 'add the comparison to this JSON file' })
   .option('key', { type: 'string', default: 'mapComparison', describe: 'the key it goes under' })
   .strict()
@@ -28,7 +32,7 @@ const args = await yargs(hideBin(process.argv))
 const [mine, reference] = args._.map(String) as [string, string];
 let c: ReturnType<typeof compareMapFiles>;
 try {
-  c = compareMapFiles(mine, reference);
+  c = compareMapFiles(mine, reference, args.noise);
 } catch (e) {
   process.stderr.write(`compare-maps: error: ${(e as Error).message}\n`);
   process.exit(2);

@@ -50,6 +50,19 @@ export interface MapTolerance {
 const ILL_CONDITIONED =
   '3 × the worst webgpu−wasm difference on the S1 goldens (≤ 1.37 × the float32-vs-float64 gap there), Pearson ≥ 0.998';
 
+/** How far a map moves when every input value moves by one float32 ulp (bench:speed --jitter-input), on one backend. */
+export interface MapNoise {
+  /** max|Δ raw| / max|raw|. */
+  rawRel: number;
+  /** max|Δ final|. */
+  finalAbs: number;
+  /** Pearson of the raw maps. */
+  pearson: number;
+}
+
+/** The multiple of the noise allowed: the golden suite's k (test/helpers/golden.ts toleranceFor). */
+export const NOISE_K = 3.5;
+
 /**
  * The bound of a method's maps on one float32 backend against another's.
  *
@@ -63,8 +76,24 @@ const ILL_CONDITIONED =
  *   final 2.41e-2, transformer attribution raw 1.55e-2 and final 7.29e-3. The bound is 3 × those (rounded up),
  *   for a deeper model than S1's 3 blocks, plus the golden suite's Pearson ≥ 0.998 on the raw maps (measured on S1
  *   ≥ 0.99968).
+ *
+ * With `noise` (the same model on the reference backend with its input moved by one ulp: scripts/compare-maps.ts
+ * --noise, bench:speed --noise-maps) the bound is instead that of the golden suite with the float32 noise of this
+ * very model in place of the float32-vs-float64 gap: raw ≤ max(1e-4, k × noise) of max, final ≤ max(1e-4, k ×
+ * noise), Pearson ≥ min(0.998, 1 − k² × (1 − noise Pearson)), k = 3.5 (1 − Pearson grows with the square of a
+ * small difference's size, so k times the noise is k² in 1 − Pearson). Where the noise is of the order of the map
+ * itself the bound says nothing: the method's map is not determined by a float32 computation on that model and
+ * input, and only the goldens can check it.
  */
-export function mapTolerance(method: string): MapTolerance {
+export function mapTolerance(method: string, noise?: MapNoise): MapTolerance {
+  if (noise) {
+    return {
+      rawRel: Math.max(1e-4, NOISE_K * noise.rawRel),
+      finalAbs: Math.max(1e-4, NOISE_K * noise.finalAbs),
+      minPearson: Math.min(0.998, 1 - NOISE_K ** 2 * (1 - noise.pearson)),
+      basis: `max(golden float32 bound, ${NOISE_K} × the map's one-ulp-input noise); Pearson ≥ min(0.998, 1 − ${NOISE_K}² × (1 − noise Pearson))`,
+    };
+  }
   switch (method) {
     case 'lrp':
       return { rawRel: 0.1, finalAbs: 0.075, minPearson: 0.998, basis: ILL_CONDITIONED };
@@ -85,6 +114,8 @@ export interface MapComparisonRow {
   finalAbs: number;
   /** Pearson of the raw maps. */
   pearson: number;
+  /** The map's one-ulp-input noise on the reference backend, when given. */
+  noise?: MapNoise;
   bound: MapTolerance;
   pass: boolean;
 }
@@ -92,6 +123,8 @@ export interface MapComparisonRow {
 export interface MapComparison {
   mine: string;
   reference: string;
+  /** The reference backend's maps with the input moved by one ulp, when given. */
+  noise?: string;
   rows: MapComparisonRow[];
   /** max|Δ logits| / max(1, max|reference logits|), per logits tensor. */
   logits: Record<string, number>;
@@ -112,10 +145,18 @@ function f32(d: StateDict, key: string, file: string): Float32Array {
   return t.data;
 }
 
-/** Compares every map of `mine` with the same-named map of `reference` (files as written by writeMapFile). */
-export function compareMapFiles(mineFile: string, referenceFile: string): MapComparison {
+function distances(a: Float32Array, b: Float32Array, fa: Float32Array, fb: Float32Array): MapNoise {
+  return { rawRel: maxAbsDiff(a, b) / maxAbs(b), finalAbs: maxAbsDiff(fa, fb), pearson: pearson(a, b) };
+}
+
+/**
+ * Compares every map of `mine` with the same-named map of `reference` (files as written by writeMapFile); with
+ * `noiseFile` (the reference backend's maps of the input moved by one ulp), each map's bound is scaled to its noise.
+ */
+export function compareMapFiles(mineFile: string, referenceFile: string, noiseFile?: string): MapComparison {
   const mine = readSafetensors(mineFile).tensors;
   const ref = readSafetensors(referenceFile).tensors;
+  const noisy = noiseFile ? readSafetensors(noiseFile).tensors : undefined;
   const mineNames = mapNames(mine);
   const refNames = new Set(mapNames(ref));
   const rows: MapComparisonRow[] = [];
@@ -127,13 +168,21 @@ export function compareMapFiles(mineFile: string, referenceFile: string): MapCom
     const fb = f32(ref, `${name}.final`, referenceFile);
     if (a.length !== b.length || fa.length !== fb.length)
       throw new Error(`${mineFile} and ${referenceFile}: '${name}' has different sizes (${a.length} and ${b.length})`);
-    const bound = mapTolerance(method);
-    const rawRel = maxAbsDiff(a, b) / maxAbs(b);
-    const finalAbs = maxAbsDiff(fa, fb);
-    const r = pearson(a, b);
+    let noise: MapNoise | undefined;
+    if (noisy?.has(`${name}.raw`)) {
+      const n = f32(noisy, `${name}.raw`, noiseFile!);
+      const fn = f32(noisy, `${name}.final`, noiseFile!);
+      if (n.length !== b.length || fn.length !== fb.length)
+        throw new Error(
+          `${noiseFile} and ${referenceFile}: '${name}' has different sizes (${n.length} and ${b.length})`,
+        );
+      noise = distances(n, b, fn, fb);
+    }
+    const bound = mapTolerance(method, noise);
+    const { rawRel, finalAbs, pearson: r } = distances(a, b, fa, fb);
     const pass =
       rawRel <= bound.rawRel && finalAbs <= bound.finalAbs && (bound.minPearson === undefined || r >= bound.minPearson);
-    rows.push({ name, method, rawRel, finalAbs, pearson: r, bound, pass });
+    rows.push({ name, method, rawRel, finalAbs, pearson: r, ...(noise ? { noise } : {}), bound, pass });
   }
   const logits: Record<string, number> = {};
   for (const key of [...mine.keys()].filter((k) => k.split('/').at(-1) === 'logits' && ref.has(k))) {
@@ -144,6 +193,7 @@ export function compareMapFiles(mineFile: string, referenceFile: string): MapCom
   return {
     mine: mineFile,
     reference: referenceFile,
+    ...(noiseFile ? { noise: noiseFile } : {}),
     rows,
     logits,
     onlyInMine: mineNames.filter((n) => !refNames.has(n)),
@@ -154,16 +204,21 @@ export function compareMapFiles(mineFile: string, referenceFile: string): MapCom
 
 /** The comparison as a table, one line per map, then a verdict line. */
 export function formatComparison(c: MapComparison): string {
-  const lines = [
-    `maps of ${c.mine} against ${c.reference}:`,
-    '| map | raw max|Δ|/max | bound | final max|Δ| | bound | Pearson (raw) | bound | |',
-    '|---|---|---|---|---|---|---|---|',
-  ];
   const e = (x: number) => x.toExponential(2);
+  const p = (x: number | undefined) => (x === undefined ? '' : x.toFixed(6));
+  const withNoise = c.rows.some((r) => r.noise);
+  const lines = [
+    `maps of ${c.mine} against ${c.reference}${c.noise ? ` (noise: ${c.noise} against it)` : ''}:`,
+    `| map | raw max|Δ|/max | bound | final max|Δ| | bound | Pearson (raw) | bound |${withNoise ? ' noise raw | noise final | noise Pearson |' : ''} |`,
+    `|---|---|---|---|---|---|---|${withNoise ? '---|---|---|' : ''}---|`,
+  ];
   for (const r of c.rows) {
+    const n = withNoise
+      ? ` ${r.noise ? e(r.noise.rawRel) : ''} | ${r.noise ? e(r.noise.finalAbs) : ''} | ${p(r.noise?.pearson)} |`
+      : '';
     lines.push(
       `| ${r.name} | ${e(r.rawRel)} | ${e(r.bound.rawRel)} | ${e(r.finalAbs)} | ${e(r.bound.finalAbs)} | ` +
-        `${r.pearson.toFixed(6)} | ${r.bound.minPearson ?? ''} | ${r.pass ? 'pass' : 'FAIL'} |`,
+        `${p(r.pearson)} | ${p(r.bound.minPearson)} |${n} ${r.pass ? 'pass' : 'FAIL'} |`,
     );
   }
   for (const [k, v] of Object.entries(c.logits)) lines.push(`${k}: max|Δ| / max(1, max|logit|) ${e(v)}`);
