@@ -235,9 +235,13 @@ for (const [name, s] of Object.entries(stats)) {
 const sweepHeaps = heapByRun.sweep ?? [];
 const largestHeap = Math.max(...Object.values(heapByRun).flat());
 console.log(
-  `\npeak RSS ${peakRssMiB} MiB (whole process: ${args.workers} worker(s), each with its own model copy); ` +
-    `largest wasm heap of a worker ${largestHeap.toFixed(0)} MiB (limit 4096)` +
-    (sweepHeaps.length ? `; over the sweep's runs it went ${sweepHeaps.map((h) => h.toFixed(0)).join(' → ')} MiB` : ''),
+  `\npeak RSS ${peakRssMiB} MiB (whole process: ${args.workers} worker(s), each with its own model copy)` +
+    (largestHeap > 0
+      ? `; largest wasm heap of a worker ${largestHeap.toFixed(0)} MiB (limit 4096)` +
+        (sweepHeaps.length
+          ? `; over the sweep's runs it went ${sweepHeaps.map((h) => h.toFixed(0)).join(' → ')} MiB`
+          : '')
+      : ''),
 );
 if (args['save-maps']) console.log(`wrote ${args['save-maps']} (maps of ${[...savedMaps.keys()].join(', ')})`);
 if (mapComparison) {
