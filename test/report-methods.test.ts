@@ -6,10 +6,10 @@ import { describe, test } from 'node:test';
 import { bench } from './helpers/cli.js';
 
 /**
- * bench report --method (issue 17): the report restricted to some methods, built-in names, aliases, groups and
- * plug-in files alike (a plug-in file gives the name in its module), on fabricated result folders: two
- * segmentation runs of one model (the newer without the plug-in), one perturbation run with three methods and one
- * ERASER run.
+ * bench report --method and bench regress --method (issue 17): the report and the comparison restricted to some
+ * methods, built-in names, aliases, groups and plug-in files alike (a plug-in file gives the name in its module), on
+ * fabricated result folders: two segmentation runs of one model (the newer without the plug-in), one perturbation
+ * run with three methods and one ERASER run.
  */
 
 const IXG = resolve('examples/methods/input-x-gradient.ts');
@@ -24,7 +24,14 @@ function summary(root: string, dir: string, value: object, ageSeconds: number): 
 
 function fabricatedResults(): string {
   const root = mkdtempSync(join(tmpdir(), 'bench-report-methods-'));
-  const seg = (pixelAccuracy: number) => ({ pixelAccuracy, mIoU: pixelAccuracy - 20, mAP: pixelAccuracy + 5 });
+  const seg = (pixelAccuracy: number) => ({
+    pixelAccuracy,
+    mIoU: pixelAccuracy - 20,
+    mAP: pixelAccuracy + 5,
+    iouBackground: pixelAccuracy - 1,
+    iouForeground: pixelAccuracy - 40,
+    rowF1: 20,
+  });
   const model = 'vit_shapes_tiny';
   summary(
     root,
@@ -163,5 +170,86 @@ describe('bench report --method', () => {
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /bench: error: plug-in method .*no-such-method\.mjs: no such file\n/);
     assert.ok(!existsSync(out));
+  });
+});
+
+describe('bench regress --method', () => {
+  const root = fabricatedResults();
+  const expected = join(root, 'expected.json');
+  const oneError = (stderr: string) => {
+    const lines = stderr.split('\n').filter((l) => l && !l.startsWith('bench: note:'));
+    assert.equal(lines.length, 1, stderr);
+    return lines[0]!;
+  };
+
+  test("a plug-in's numbers are recorded, compared alone by its file or name, and updated alone", () => {
+    const made = bench(['regress', '--expected', expected, '--results', root, '--update']);
+    assert.equal(made.code, 0, made.stderr);
+    const file = JSON.parse(readFileSync(expected, 'utf8'));
+    assert.deepEqual(Object.keys(file.benchmarks.perturbation.numbers), [
+      'rollout',
+      'transformer_attribution',
+      'input_x_gradient',
+    ]);
+    for (const method of [IXG, 'input_x_gradient']) {
+      const r = bench(['regress', '--expected', expected, '--results', root, '--method', method]);
+      assert.equal(r.code, 0, r.stderr);
+      // Perturbation (negative and positive) and ERASER (k = 5, 10, 20): the plug-in's five numbers only.
+      assert.match(r.stdout, /PASS: all 5 numbers within tolerance/);
+      assert.match(
+        r.stdout,
+        /\| perturbation \| input_x_gradient \| negative AUC, top class \| 80\.63\d* \| 80\.63\d* \| 0 \|/,
+      );
+      assert.doesNotMatch(r.stdout, /\| rollout \|/);
+    }
+    // --update with --method: only the plug-in's numbers are rewritten; the others keep theirs.
+    const zeroed = JSON.parse(readFileSync(expected, 'utf8'));
+    for (const b of Object.values(zeroed.benchmarks) as { numbers: Record<string, unknown> }[])
+      b.numbers = JSON.parse(JSON.stringify(b.numbers).replace(/"expected":[^,}]+/g, '"expected":0'));
+    const other = join(root, 'zeroed.json');
+    writeFileSync(other, JSON.stringify(zeroed));
+    const up = bench(['regress', '--expected', other, '--results', root, '--update', '--method', IXG]);
+    assert.equal(up.code, 0, up.stderr);
+    assert.match(up.stdout, /kept the expected numbers of rollout, transformer_attribution/);
+    const after = JSON.parse(readFileSync(other, 'utf8'));
+    assert.deepEqual(
+      after.benchmarks.perturbation.numbers.input_x_gradient,
+      file.benchmarks.perturbation.numbers.input_x_gradient,
+    );
+    assert.equal(after.benchmarks.perturbation.numbers.rollout.top.negative.expected, 0);
+    assert.deepEqual(Object.keys(after.benchmarks.eraser.numbers), [
+      'rollout',
+      'input_x_gradient',
+      'generic_attention',
+    ]);
+  });
+
+  test('the embedded baseline and a plug-in: the built-in compared, the plug-in named as not in the file', () => {
+    const r = bench([
+      'regress',
+      '--suite',
+      'embedded',
+      '--results',
+      root,
+      '--method',
+      `${IXG},transformer_attribution`,
+    ]);
+    // The fabricated runs are not the embedded numbers: FAIL, but only transformer attribution's rows are there.
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /\| segmentation \| transformer_attribution \| pixelAccuracy \|/);
+    assert.doesNotMatch(r.stdout, /\| (segmentation|perturbation|eraser) \| (rollout|input_x_gradient) \|/);
+    assert.match(r.stdout, /Note: input_x_gradient: not in the expected file, so not compared/);
+    const only = bench(['regress', '--suite', 'embedded', '--results', root, '--method', IXG]);
+    assert.equal(only.code, 1);
+    assert.match(
+      oneError(only.stderr),
+      /^bench: error: --method input_x_gradient: .*embedded-baseline\.json has no numbers of this method \(it has rollout, .*\); record them with --update --expected FILE$/,
+    );
+  });
+
+  test('an unknown method: one error line naming it', () => {
+    const r = bench(['regress', '--suite', 'embedded', '--results', root, '--method', 'grad_rollout']);
+    assert.equal(r.code, 1);
+    assert.match(oneError(r.stderr), /^bench: error: --method grad_rollout: unknown method: /);
   });
 });

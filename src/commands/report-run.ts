@@ -1,10 +1,8 @@
 import { resolve } from 'node:path';
-import { isPluginSpec, loadPlugin } from '../methods/plugins.js';
-import { findMethod, resolveMethods } from '../methods/registry.js';
-import { methodsInResults, writeReport } from '../reports/report-page.js';
-import { indexResults, type ResultsIndex } from '../reports/results-index.js';
+import { writeReport } from '../reports/report-page.js';
+import { indexResults } from '../reports/results-index.js';
 import { checkOutputPath } from '../util/files.js';
-import { UsageError } from './options.js';
+import { selectedMethodNames } from './method-selection.js';
 import { SUITE_FILES } from './regress.js';
 import type { ReportArgs } from './report.js';
 
@@ -13,7 +11,7 @@ export async function runReportCommand(args: ReportArgs): Promise<void> {
   if (args.out) checkOutputPath(args.out, 'folder', '--out');
   const outDir = resolve(args.out ?? `${resultsDir}/report`);
   const index = indexResults(resultsDir);
-  const methods = args.method?.length ? await reportMethods(args.method, index) : undefined;
+  const methods = args.method?.length ? await selectedMethodNames(args.method, index) : undefined;
   const r = await writeReport({
     resultsDir,
     outDir,
@@ -26,40 +24,4 @@ export async function runReportCommand(args: ReportArgs): Promise<void> {
   if (methods) console.log(`methods: ${methods.join(', ')}`);
   console.log(`sections: ${r.sections.join(', ') || 'none (no finished runs found)'}`);
   console.log(`wrote ${r.markdown}\nwrote ${r.html} (self-contained; open it in a browser)`);
-}
-
-/**
- * The result names of `--method` values, in the order given, duplicates dropped: built-in names and aliases (the
- * built-in's name), 'all', 'paper', plug-in files (loaded and checked: the name in their module), or the name of a
- * method some finished run under the results folder holds (a plug-in's results, without its file).
- */
-async function reportMethods(specs: readonly string[], index: ResultsIndex): Promise<string[]> {
-  const present = methodsInResults(index);
-  const out: string[] = [];
-  const add = (n: string) => {
-    if (!out.includes(n)) out.push(n);
-  };
-  for (const s of specs
-    .flatMap((x) => x.split(','))
-    .map((x) => x.trim())
-    .filter(Boolean)) {
-    if (isPluginSpec(s)) add((await loadPlugin(s)).name);
-    else if (s === 'all' || s === 'paper' || isBuiltin(s)) for (const m of resolveMethods([s])) add(m.name);
-    else if (present.has(s)) add(s);
-    else
-      throw new UsageError(
-        `--method ${s}: unknown method: not a built-in name or alias, 'all', 'paper' or a plug-in file, and no finished run under ${index.root} holds it (${present.size ? `they hold ${[...present].join(', ')}` : 'none found'})`,
-      );
-  }
-  if (out.length === 0) throw new UsageError('--method: no method given');
-  return out;
-}
-
-function isBuiltin(name: string): boolean {
-  try {
-    findMethod(name);
-    return true;
-  } catch {
-    return false;
-  }
 }
