@@ -103,6 +103,8 @@ export async function runRegressCommand(args: RegressArgs): Promise<void> {
   let backendName: string | undefined;
   if (args.results) {
     resultsDir = resolve(args.results);
+    // The backend the results were made with, when given: the expected file's tolerances for it apply.
+    if (args.backend && args.backend !== 'auto') backendName = args.backend;
   } else if (args.suite === 'embedded') {
     resultsDir = resolve(args['run-dir'] ?? join('results', 'regress', `embedded-${timestampName()}`));
     // On the baseline's own backend unless told otherwise: other backends differ in the last digits.

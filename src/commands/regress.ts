@@ -66,7 +66,7 @@ export const regressCommand: CommandModule<object, RegressArgs> = {
       .option('backend', {
         choices: BACKEND_CHOICES,
         describe:
-          'TensorFlow.js backend for the embedded runs (default: the one the expected file records, so the numbers compare exactly; else auto)',
+          'TensorFlow.js backend for the embedded runs (default: the one the expected file records, so the numbers compare exactly; else auto). With --results: the backend those results were made with, so that the expected file’s tolerances for it apply',
       })
       .option('workers', WORKERS_OPTION)
       .option('steal-lock', STEAL_LOCK_OPTION)
