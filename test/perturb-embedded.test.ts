@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +69,89 @@ test('bench perturb with no paths reuses the embedded explanations of the same c
   const auc = (out: string) =>
     (JSON.parse(readFileSync(join(cwd, out, 'summary.json'), 'utf8')) as PerturbSummary).results.rollout!.top;
   assert.deepEqual(auc('p3'), auc('p1'));
+});
+
+// A plug-in on the embedded default (issue 17): explained into its own cached folder beside the built-ins', whose
+// key holds the plug-in file's SHA-256, so that an edited plug-in is explained again and the built-ins' maps are kept.
+test('bench perturb with no paths and a plug-in: both reported; a changed plug-in file is explained again', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'bench-perturb-plugin-'));
+  const plugin = (sign: number) =>
+    writeFileSync(
+      join(cwd, 'probe.mjs'),
+      `// CLS attention of the last block, mean over heads, times ${sign}.
+export default {
+  name: 'cls_probe',
+  classFrom: null,
+  needs: () => [],
+  compute(ctx) {
+    const { tf } = ctx;
+    const A = ctx.attention(ctx.depth - 1);
+    const [B, H, N] = A.shape;
+    const row = tf.mean(tf.reshape(tf.slice(A, [0, 0, 0, 0], [B, H, 1, N]), [B, H, N]), 1);
+    return tf.mul(tf.slice(row, [0, 1], [B, N - 1]), ${sign});
+  },
+};
+`,
+    );
+  plugin(1);
+  const args = ['perturb', '--method', './probe.mjs', '--method', 'transformer_attribution', '--limit', '6', '--quiet'];
+  const vis = join(cwd, 'results/visualize/vit_shapes_tiny');
+  const results = (out: string) =>
+    (JSON.parse(readFileSync(join(cwd, out, 'summary.json'), 'utf8')) as PerturbSummary).results;
+  const first = bench([...args, '--out', 'p1'], { cwd });
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stderr, /explaining the embedded image folder first \(.*\/embedded-default\)/);
+  assert.match(first.stderr, /explaining the embedded image folder first \(.*\/embedded-default-plugin-cls_probe\)/);
+  assert.ok(existsSync(join(vis, 'embedded-default-plugin-cls_probe/cls_probe/top/results.hdf5')));
+  // Both, in the order given, on the table and in the summary.
+  assert.match(
+    first.stdout,
+    /\| cls_probe \| top \| [\d.]+ \| [\d.]+ \| 6 \|[^\n]*\n\| transformer_attribution \| top \|/,
+  );
+  assert.deepEqual(Object.keys(results('p1')), ['cls_probe', 'transformer_attribution']);
+  const key = JSON.parse(readFileSync(join(vis, 'embedded-default-plugin-cls_probe/made-by.json'), 'utf8')) as {
+    plugin: { file: string; sha256: string };
+  };
+  assert.equal(key.plugin.file, join(cwd, 'probe.mjs'));
+  assert.equal(
+    key.plugin.sha256,
+    createHash('sha256')
+      .update(readFileSync(join(cwd, 'probe.mjs')))
+      .digest('hex'),
+  );
+
+  const again = bench([...args, '--out', 'p2'], { cwd });
+  assert.equal(again.code, 0, again.stderr);
+  assert.doesNotMatch(again.stderr, /explaining the embedded image folder/);
+  assert.deepEqual(results('p2'), results('p1'));
+
+  plugin(-1); // reversed maps
+  const edited = bench([...args, '--out', 'p3'], { cwd });
+  assert.equal(edited.code, 0, edited.stderr);
+  assert.match(edited.stderr, /embedded-default-plugin-cls_probe was made by other code, .*; making it again/);
+  assert.doesNotMatch(edited.stderr, /embedded-default was made by/);
+  assert.doesNotMatch(edited.stderr, /explaining the embedded image folder first \(.*\/embedded-default\)/);
+  const [before, after] = [results('p1'), results('p3')];
+  assert.deepEqual(after.transformer_attribution, before.transformer_attribution);
+  // Most relevant first is now least relevant first.
+  assert.ok(
+    after.cls_probe!.top!.positive!.auc > before.cls_probe!.top!.positive!.auc,
+    `positive AUC ${before.cls_probe!.top!.positive!.auc} → ${after.cls_probe!.top!.positive!.auc}`,
+  );
+
+  // Bad --method values: one line naming them, before anything is explained.
+  const bare = mkdtempSync(join(tmpdir(), 'bench-perturb-plugin-bad-'));
+  for (const [method, re] of [
+    ['grad_rollout', /^bench: error: unknown method 'grad_rollout': expected one of /],
+    ['./missing.mjs', /^bench: error: plug-in method .*missing\.mjs: no such file$/],
+  ] as const) {
+    const r = bench(['perturb', '--method', method, '--quiet'], { cwd: bare });
+    assert.equal(r.code, 1, r.stderr);
+    const lines = r.stderr.split('\n').filter((l) => l && !l.startsWith('bench: note:'));
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, re);
+    assert.ok(!existsSync(join(bare, 'results')), `${method}: wrote results/`);
+  }
 });
 
 describe('bench perturb: bad input gets one clear line and loses nothing finished', () => {

@@ -375,3 +375,30 @@ describe('expected-numbers files', () => {
     assert.match(r.stderr, /^bench: error: .*\.json: not valid JSON/);
   });
 });
+
+// Results made elsewhere on another backend: `--results DIR --backend NAME` applies the expected file's tolerances for
+// that backend, as the embedded runs do.
+test('--results with --backend: the tolerances of that backend apply', () => {
+  const root = tmp();
+  const baseline = readExpectedFile(SUITE_FILES.embedded);
+  const seg = baseline.benchmarks.segmentation!;
+  const methods: Record<string, Record<string, number>> = {};
+  for (const e of expectations(baseline).filter((x) => x.benchmark === 'segmentation'))
+    (methods[e.path[0]!] ??= {})[e.path[1]!] = e.expected;
+  methods.lrp!.mAP! += 0.11; // as far as the cpu backend moves it (measured 0.105)
+  mkdirSync(join(root, 'seg'), { recursive: true });
+  writeFileSync(
+    join(root, 'seg', 'summary.json'),
+    JSON.stringify({ benchmark: 'segmentation', model: seg.model, images: seg.images, methods }),
+  );
+  const expected = join(root, 'expected.json');
+  writeFileSync(expected, JSON.stringify({ ...baseline, benchmarks: { segmentation: seg } }));
+  const args = ['regress', '--expected', expected, '--results', root, '--method', 'lrp'];
+  const wasm = bench(args);
+  assert.equal(wasm.code, 1, wasm.stderr);
+  assert.match(wasm.stdout, /\| segmentation \| lrp \| mAP \| [\d.]+ \| [\d.]+ \| \+0\.110 \| ±0\.01 \| FAIL \|/);
+  const cpu = bench([...args, '--backend', 'cpu']);
+  assert.equal(cpu.code, 0, cpu.stdout);
+  assert.match(cpu.stdout, /\| segmentation \| lrp \| mAP \| [\d.]+ \| [\d.]+ \| \+0\.11 \| ±0\.15 \| ok \|/);
+  assert.match(cpu.stdout, /these results with cpu: compared with the cpu backend's tolerances/);
+});

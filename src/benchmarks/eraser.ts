@@ -364,12 +364,12 @@ function rationalesForShortDocs(
   return out;
 }
 
-/** Write the token-F1 against k plot (the paper's figure) as SVG and PNG. */
-export async function writeTokenF1Plot(outDir: string, s: EraserSummary): Promise<void> {
+/** Write the token-F1 against k plot (the paper's figure) as `<outDir>/<name>.svg` and `.png`. */
+export async function writeTokenF1Plot(outDir: string, s: EraserSummary, name = 'token_f1'): Promise<void> {
   const points = Object.entries(s.methods).flatMap(([m, r]) =>
     s.ks.map((k) => ({ x: k, y: r.tokenF1[k]!, series: m })),
   );
-  await writeLineChart(join(outDir, 'token_f1'), points, {
+  await writeLineChart(join(outDir, name), points, {
     title: `ERASER movies: token-F1 (${s.model})`,
     xTitle: 'k (top-k words)',
     yTitle: 'token F1',

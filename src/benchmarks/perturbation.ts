@@ -503,13 +503,11 @@ export function perturbJson(
 async function writeOutputs(outDir: string, s: PerturbSummary): Promise<void> {
   writeJsonAtomic(join(outDir, 'summary.json'), s);
   const rows: (string | number)[][] = [];
-  const points: { x: number; y: number; series: string; panel: string }[] = [];
   for (const [m, byVis] of Object.entries(s.results)) {
     for (const [v, bySetting] of Object.entries(byVis)) {
       for (const [setting, r] of Object.entries(bySetting) as [Setting, SettingResult][]) {
         r.accuracy.forEach((a, i) => {
           rows.push([m, v, setting, s.steps[i]!, s.pixelsRemoved[i]!, a, r.counts[i]!, r.images]);
-          points.push({ x: s.steps[i]!, y: a, series: m, panel: `${setting} perturbation, ${v} class` });
         });
       }
     }
@@ -533,7 +531,22 @@ async function writeOutputs(outDir: string, s: PerturbSummary): Promise<void> {
     join(outDir, 'summary.md'),
     `# Perturbation test: ${s.model}\n\nTies: ${s.ties}.\n\n${md.join('\n')}\n`,
   );
-  await writeLineChart(join(outDir, 'perturbation'), points, {
+  await writePerturbationPlot(join(outDir, 'perturbation'), s);
+}
+
+/**
+ * The accuracy-against-fraction-removed curves of a summary's methods (one panel per setting and vis class) as
+ * `<base>.svg` and `<base>.png`; bench report draws them again for the methods it shows.
+ */
+export async function writePerturbationPlot(base: string, s: PerturbSummary): Promise<void> {
+  const points: { x: number; y: number; series: string; panel: string }[] = [];
+  for (const [m, byVis] of Object.entries(s.results))
+    for (const [v, bySetting] of Object.entries(byVis))
+      for (const [setting, r] of Object.entries(bySetting) as [Setting, SettingResult][])
+        r.accuracy.forEach((a, i) => {
+          points.push({ x: s.steps[i]!, y: a, series: m, panel: `${setting} perturbation, ${v} class` });
+        });
+  await writeLineChart(base, points, {
     title: `Perturbation test (${s.model})`,
     xTitle: 'fraction of pixels removed',
     yTitle: 'top-1 accuracy',

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
@@ -11,7 +12,7 @@ import {
 import { fileIdentity, sameIdentity } from '../benchmarks/run-dir.js';
 import { withRunLock } from '../benchmarks/run-lock.js';
 import { loadOnnxRuntime } from '../engine/onnx.js';
-import { loadMethods } from '../methods/plugins.js';
+import { loadMethods, pluginFile } from '../methods/plugins.js';
 import { findMethod } from '../methods/registry.js';
 import { forwardPrecision } from '../models/vit-f64.js';
 import { codeVersion } from '../util/code-version.js';
@@ -59,6 +60,8 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
     throw new UsageError(`--workers ${workers}: expected a positive integer (worker threads)`);
   if (args.limit !== undefined && !(Number.isInteger(args.limit) && args.limit >= 1))
     throw new UsageError(`--limit ${args.limit}: expected a positive integer (images per file)`);
+  // Checked before any work: an unknown name or a bad plug-in is one line naming it.
+  const selected = args.method?.length ? (await loadMethods(args.method)).methods : undefined;
   const shard = shardFromArgs(args.shard);
   const settings: Setting[] = args.pos === args.neg ? ['negative', 'positive'] : args.neg ? ['negative'] : ['positive'];
   const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
@@ -72,55 +75,22 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
     throw new UsageError(`--vis-dir given ${args['vis-dir'].length} times: give one folder (or the files with --vis)`);
   else if (args['vis-dir']) files = findVisFiles(resolve(args['vis-dir']));
   else if (!args.model && !args['model-config'] && !args.weights) {
-    // The embedded default: the embedded image folder explained by the embedded model, made once and reused
-    // by the same code, backend, normalisation and weights only (made-by.json), so a code change is never
-    // measured on the explanations of older code.
-    const visDir = resolve('results', 'visualize', model.config.name, 'embedded-default');
-    const madeByFile = join(visDir, 'made-by.json');
-    const madeBy = {
-      code: codeVersion(),
-      backend: backend.name,
-      norm: args.norm,
-      forward: forwardPrecision(),
-      weights: fileIdentity(spec.weightsFile),
-    };
-    const same = sameIdentity(readJsonIfAny(madeByFile), madeBy);
-    if (!same || !existsSync(join(visDir, 'visualize-top.json'))) {
-      if (!same && existsSync(visDir)) {
-        process.stderr.write(
-          `${visDir} was made by other code, backend, normalisation or weights (${madeByFile}); making it again\n`,
-        );
-        rmSync(visDir, { recursive: true, force: true });
-      }
-      process.stderr.write(`no --vis/--vis-dir: explaining the embedded image folder first (${visDir})\n`);
-      writeJsonAtomic(madeByFile, madeBy);
-      await runVisualizeCommand({
-        method: ['all'],
-        'vis-class': 'top',
-        'start-layer': 1,
-        forward: args.forward,
-        out: visDir,
-        resume: existsSync(join(visDir, 'run.json')),
-        quiet: args.quiet,
-        norm: args.norm,
-        backend: args.backend,
-        workers,
-        // Every image, also when this perturb run is one shard of a Slurm array or an Indexed Job.
-        shard: '0/1',
-      });
-    }
-    files = findVisFiles(visDir);
+    files = await embeddedVisFiles(args, model.config.name, spec.weightsFile, backend.name, workers);
   } else {
     throw new UsageError('give --vis FILE or --vis-dir DIR (the output of bench visualize for this model)');
   }
   let inputs: VisInput[] = [];
   for (const f of files) inputs.push(await describeVisFile(f));
-  if (args.method?.length) {
-    // Names, aliases, 'all', 'paper' or plug-in files (loaded for their names only).
-    const wanted = new Set((await loadMethods(args.method)).methods.map((m) => m.name));
-    inputs = inputs.filter((i) => wanted.has(i.method) || wanted.has(findMethodName(i.method)));
+  if (selected) {
+    // Names, aliases, 'all', 'paper' or plug-in files (their names), in the order given.
+    const order = selected.map((m) => m.name);
+    const rank = (i: VisInput) => {
+      const k = order.indexOf(i.method);
+      return k >= 0 ? k : order.indexOf(findMethodName(i.method));
+    };
+    inputs = inputs.filter((i) => rank(i) >= 0).sort((a, b) => rank(a) - rank(b));
     if (inputs.length === 0)
-      throw new UsageError(`no visualisation file of method ${[...wanted].join(', ')} among ${files.join(', ')}`);
+      throw new UsageError(`no visualisation file of method ${order.join(', ')} among ${files.join(', ')}`);
   }
   const byKey = new Map<string, string>();
   for (const i of inputs) {
@@ -187,6 +157,82 @@ export async function runPerturbCommand(args: PerturbArgs): Promise<void> {
   }
   if (shard) console.log(`\nshard ${shard.index}/${shard.count}: join the shards with bench merge`);
   console.log(`\nwrote ${outDir}/summary.json, summary.md, steps.csv, perturbation.svg, perturbation.png`);
+}
+
+/**
+ * The embedded default (no --vis/--vis-dir and no model options): the embedded image folder explained by the
+ * embedded model, made once and reused by the same code, backend, normalisation, forward precision (--forward) and
+ * weights only (made-by.json),
+ * so that a code change is never measured on the explanations of older code. The built-ins are explained together
+ * into results/visualize/<model>/embedded-default; each plug-in of --method into its own
+ * embedded-default-plugin-<name>, whose key also holds the plug-in file's path and SHA-256 (a changed plug-in is
+ * explained again; the built-ins' cache is kept). Only the plug-in file itself is hashed: a module it imports is
+ * not.
+ */
+async function embeddedVisFiles(
+  args: PerturbArgs,
+  modelName: string,
+  weightsFile: string,
+  backendName: string,
+  workers: number,
+): Promise<string[]> {
+  const { methods } = await loadMethods(args.method?.length ? args.method : ['all']);
+  const base = resolve('results', 'visualize', modelName);
+  const key = {
+    code: codeVersion(),
+    backend: backendName,
+    norm: args.norm,
+    forward: forwardPrecision(),
+    weights: fileIdentity(weightsFile),
+  };
+  const files: string[] = [];
+  if (methods.some((m) => pluginFile(m) === undefined))
+    files.push(...(await cachedVisualization(args, workers, join(base, 'embedded-default'), ['all'], key)));
+  for (const m of methods) {
+    const file = pluginFile(m);
+    if (file === undefined) continue;
+    const plugin = { file, sha256: createHash('sha256').update(readFileSync(file)).digest('hex') };
+    const dir = join(base, `embedded-default-plugin-${m.name}`);
+    files.push(...(await cachedVisualization(args, workers, dir, [file], { ...key, plugin })));
+  }
+  return files;
+}
+
+/** The results.hdf5 files of a cached visualize run in `visDir`, made first when missing or made under another key. */
+async function cachedVisualization(
+  args: PerturbArgs,
+  workers: number,
+  visDir: string,
+  method: string[],
+  madeBy: object,
+): Promise<string[]> {
+  const madeByFile = join(visDir, 'made-by.json');
+  const same = sameIdentity(readJsonIfAny(madeByFile), madeBy);
+  if (!same || !existsSync(join(visDir, 'visualize-top.json'))) {
+    if (!same && existsSync(visDir)) {
+      process.stderr.write(
+        `${visDir} was made by other code, backend, normalisation, forward precision, weights or plug-in file (${madeByFile}); making it again\n`,
+      );
+      rmSync(visDir, { recursive: true, force: true });
+    }
+    process.stderr.write(`no --vis/--vis-dir: explaining the embedded image folder first (${visDir})\n`);
+    writeJsonAtomic(madeByFile, madeBy);
+    await runVisualizeCommand({
+      method,
+      'vis-class': 'top',
+      'start-layer': 1,
+      forward: args.forward,
+      out: visDir,
+      resume: existsSync(join(visDir, 'run.json')),
+      quiet: args.quiet,
+      norm: args.norm,
+      backend: args.backend,
+      workers,
+      // Every image, also when this perturb run is one shard of a Slurm array or an Indexed Job.
+      shard: '0/1',
+    });
+  }
+  return findVisFiles(visDir);
 }
 
 /** 'auto': onnxruntime when it loads and the tfjs backend is a CPU one (wasm, cpu), else tfjs. */

@@ -37,7 +37,8 @@ export const perturbCommand: CommandModule<object, PerturbArgs> = {
       .option('method', {
         type: 'string',
         array: true,
-        describe: "only these methods (with --vis-dir): names, 'all', 'paper', or plug-in files (their names)",
+        describe:
+          "only these methods, in this order: built-in names, 'all', 'paper', or plug-in files (their names). With --vis/--vis-dir: the files of these methods; with neither (the embedded default): the methods explained first, a plug-in into its own cached folder",
       })
       .option('pos', {
         type: 'boolean',

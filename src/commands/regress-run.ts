@@ -7,7 +7,9 @@ import { forwardPrecision } from '../models/vit-f64.js';
 import {
   baselineFromRuns,
   compareResults,
+  type ExpectedBenchmark,
   type ExpectedFile,
+  expectations,
   formatExpectedFile,
   readExpectedFile,
   regressionMarkdown,
@@ -16,6 +18,7 @@ import {
 import { type BenchmarkName, type BenchmarkRun, indexResults, latestRun } from '../reports/results-index.js';
 import { checkOutputPath, writeFileAtomic, writeJsonAtomic } from '../util/files.js';
 import { runEraserCommand } from './eraser-run.js';
+import { selectedMethodNames } from './method-selection.js';
 import { forwardFromEnv, type ModelArgs, UsageError } from './options.js';
 import { runPerturbCommand } from './perturb-run.js';
 import { type RegressArgs, SUITE_FILES } from './regress.js';
@@ -103,6 +106,8 @@ export async function runRegressCommand(args: RegressArgs): Promise<void> {
   let forwardUsed: 'f32' | 'f64' | undefined;
   if (args.results) {
     resultsDir = resolve(args.results);
+    // The backend the results were made with, when given: the expected file's tolerances for it apply.
+    if (args.backend && args.backend !== 'auto') backendName = args.backend;
   } else if (args.suite === 'embedded') {
     resultsDir = resolve(args['run-dir'] ?? join('results', 'regress', `embedded-${timestampName()}`));
     // On the baseline's own backend unless told otherwise: other backends differ in the last digits.
@@ -122,6 +127,9 @@ export async function runRegressCommand(args: RegressArgs): Promise<void> {
     resultsDir = resolve('results');
   }
   const index = indexResults(resultsDir);
+  // Only these methods' numbers, when --method is given (the embedded runs made them; with --results, the runs hold
+  // them): built-in names, groups, plug-in files or the names of methods the results hold.
+  const methods = args.method?.length ? await selectedMethodNames(args.method, index) : undefined;
 
   if (args.update) {
     const runs: Partial<Record<BenchmarkName, BenchmarkRun>> = {};
@@ -148,6 +156,27 @@ export async function runRegressCommand(args: RegressArgs): Promise<void> {
     };
     delete (header as { benchmarks?: unknown }).benchmarks;
     const next = baselineFromRuns(runs, expected, header);
+    if (methods) {
+      // A method selection updates those methods only (where the runs have them): the expected file's other
+      // numbers are kept, in its order.
+      const kept = new Set<string>();
+      for (const [b, now] of Object.entries(next.benchmarks) as [BenchmarkName, ExpectedBenchmark][]) {
+        const was = expected?.benchmarks[b]?.numbers ?? {};
+        const merged: ExpectedBenchmark['numbers'] = {};
+        for (const [m, numbers] of Object.entries(was)) {
+          const fresh = methods.includes(m) ? now.numbers[m] : undefined;
+          if (!fresh) kept.add(m);
+          merged[m] = fresh ?? numbers;
+        }
+        for (const [m, numbers] of Object.entries(now.numbers))
+          if (methods.includes(m) && !(m in merged)) merged[m] = numbers;
+        now.numbers = merged;
+      }
+      if (kept.size)
+        console.log(
+          `kept the expected numbers of ${[...kept].join(', ')} (not updated: not in --method or not in the runs)`,
+        );
+    }
     writeFileAtomic(expectedFile, formatExpectedFile(next));
     console.log(
       `wrote ${expectedFile} from ${Object.values(runs)
@@ -157,7 +186,15 @@ export async function runRegressCommand(args: RegressArgs): Promise<void> {
     return;
   }
 
-  const result = compareResults(expected!, expectedFile, index, { modelOverride: args.model, backend: backendName });
+  const result = compareResults(expected!, expectedFile, index, {
+    modelOverride: args.model,
+    backend: backendName,
+    methods,
+  });
+  if (methods && result.rows.length === 0)
+    throw new UsageError(
+      `--method ${methods.join(', ')}: ${expectedFile} has no numbers of ${methods.length > 1 ? 'these methods' : 'this method'} (it has ${[...new Set(expectations(expected!).map((e) => e.path[0]))].join(', ')}); record them with --update --expected FILE`,
+    );
   const md = regressionMarkdown(result);
   const out = resolve(args.out ?? join(resultsDir, `regress-${args.suite}.md`));
   writeFileAtomic(out, md);

@@ -24,8 +24,11 @@ export interface RegressArgs {
   /** Default: the backend the expected file records (the embedded baseline: wasm), else auto. */
   backend?: BackendChoice;
   workers: number;
-  /** Methods of the embedded runs (no --results): built-in names, 'all', 'paper' or plug-in files. */
-  method: string[];
+  /**
+   * Methods of the embedded runs (no --results; default all) and of the comparison (default every method of the
+   * expected file): built-in names, 'all', 'paper', plug-in files, or names of methods the results hold.
+   */
+  method?: string[];
   quiet: boolean;
   'steal-lock'?: boolean;
 }
@@ -63,16 +66,15 @@ export const regressCommand: CommandModule<object, RegressArgs> = {
       .option('backend', {
         choices: BACKEND_CHOICES,
         describe:
-          'TensorFlow.js backend for the embedded runs (default: the one the expected file records, so the numbers compare exactly; else auto)',
+          'TensorFlow.js backend for the embedded runs (default: the one the expected file records, so the numbers compare exactly; else auto). With --results: the backend those results were made with, so that the expected file’s tolerances for it apply',
       })
       .option('workers', WORKERS_OPTION)
       .option('steal-lock', STEAL_LOCK_OPTION)
       .option('method', {
         type: 'string',
         array: true,
-        default: ['all'],
         describe:
-          "methods of the embedded runs (suite embedded, no --results): built-in names, 'all', 'paper' or plug-in files ./my-method.ts; only the expected file's methods are compared, --update records them all",
+          "only these methods: built-in names, 'all', 'paper', plug-in files ./my-method.ts, or names of methods the results hold. The embedded runs (suite embedded, no --results) explain them (default: all); the comparison takes the expected file's numbers of them (default: every number of the file), and names those the file lacks; --update records the runs' numbers of them and keeps the file's other methods",
       })
       .option('quiet', {
         type: 'boolean',

@@ -218,17 +218,20 @@ export interface RegressionResult {
 
 /**
  * Compares every expected number with the newest finished run that has it (runs of the expected model;
- * `modelOverride` replaces the ViT model names, for a paper check of a differently named checkpoint).
+ * `modelOverride` replaces the ViT model names, for a paper check of a differently named checkpoint). `methods`:
+ * only the expected numbers of these methods; those the expected file lacks are named in a note.
  */
 export function compareResults(
   f: ExpectedFile,
   expectedFile: string,
   index: ResultsIndex,
-  opts: { modelOverride?: string; backend?: string } = {},
+  opts: { modelOverride?: string; backend?: string; methods?: readonly string[] } = {},
 ): RegressionResult {
   const rows: RegressionRow[] = [];
   const used = new Map<string, RegressionResult['runs'][number]>();
-  for (const e of expectations(f, expectedFile)) {
+  const all = expectations(f, expectedFile);
+  for (const e of all) {
+    if (opts.methods && !opts.methods.includes(e.path[0]!)) continue;
     const model = opts.modelOverride && e.benchmark !== 'eraser' ? opts.modelOverride : e.model;
     const row: RegressionRow = { ...e, tolerance: toleranceOn(f, e, opts.backend), model, status: 'MISSING' };
     const run = index.runs.find(
@@ -259,6 +262,11 @@ export function compareResults(
     rows.push(row);
   }
   const notes: string[] = [];
+  const unexpected = opts.methods?.filter((m) => !all.some((e) => e.path[0] === m)) ?? [];
+  if (unexpected.length)
+    notes.push(
+      `${unexpected.join(', ')}: not in the expected file, so not compared (bench regress --update records the numbers of the runs, or give --expected FILE).`,
+    );
   if (f.backend && opts.backend && f.backend !== opts.backend) {
     const bt = f.backendTolerances?.[opts.backend];
     notes.push(

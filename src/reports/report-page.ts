@@ -1,5 +1,5 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { basename, extname, join, relative } from 'node:path';
+import { basename, dirname, extname, join, relative } from 'node:path';
 import { marked } from 'marked';
 import { unitCHWToRgb } from '../data/image.js';
 import { readExplanations } from '../formats/expl-hdf5.js';
@@ -22,6 +22,13 @@ export interface ReportOptions {
   paperFile?: string;
   /** Images per method in the gallery. */
   galleryImages?: number;
+  /**
+   * Only these methods (result names, in this order): each table, plot and gallery shows them, per model from the
+   * newest finished run holding each. Undefined: every method of the newest run of each model.
+   */
+  methods?: readonly string[];
+  /** The results folder's index, when the caller has made it already. */
+  index?: ResultsIndex;
   log?: (s: string) => void;
 }
 
@@ -34,17 +41,34 @@ export interface ReportFiles {
 const f2 = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(2));
 
 export async function writeReport(opts: ReportOptions): Promise<ReportFiles> {
-  const index = indexResults(opts.resultsDir);
+  const index = opts.index ?? indexResults(opts.resultsDir);
   const assets = join(opts.outDir, 'assets');
   mkdirSync(assets, { recursive: true });
-  const ctx: Ctx = { index, outDir: opts.outDir, assets, log: opts.log ?? (() => {}) };
+  const ctx: Ctx = {
+    index,
+    outDir: opts.outDir,
+    assets,
+    log: opts.log ?? (() => {}),
+    methods: opts.methods,
+    used: new Set(),
+  };
   const md: string[] = [
     '# bench report',
     '',
     `Results folder: \`${opts.resultsDir}\`. Made ${new Date().toISOString().slice(0, 19).replace('T', ' ')} UTC.`,
-    'Each section shows the newest finished run of each model.',
-    '',
   ];
+  if (opts.methods) {
+    const found = methodsInResults(index);
+    const absent = opts.methods.filter((m) => !found.has(m));
+    md.push(
+      `Methods: ${opts.methods.map((m) => `\`${m}\``).join(', ')}. Each section shows, for each model, the newest finished run holding each of them (a method of an older run when a newer one lacks it).`,
+    );
+    if (absent.length) {
+      md.push(`No finished run here holds ${absent.map((m) => `\`${m}\``).join(', ')}.`);
+      ctx.log(`no finished run under ${opts.resultsDir} holds ${absent.join(', ')}`);
+    }
+  } else md.push('Each section shows the newest finished run of each model.');
+  md.push('');
   const sections: string[] = [];
   const add = (name: string, lines: string[]) => {
     if (lines.length === 0) return;
@@ -54,8 +78,8 @@ export async function writeReport(opts: ReportOptions): Promise<ReportFiles> {
   add('regression', regressionSection(ctx));
   const paper = opts.paperFile && existsSync(opts.paperFile) ? readExpectedFile(opts.paperFile) : undefined;
   add('segmentation', segmentationSection(ctx, paper));
-  add('perturbation', perturbationSection(ctx, paper));
-  add('eraser', eraserSection(ctx));
+  add('perturbation', await perturbationSection(ctx, paper));
+  add('eraser', await eraserSection(ctx));
   add('gallery', await gallerySection(ctx, opts.galleryImages ?? 6));
   if (sections.length === 0)
     md.push(
@@ -76,29 +100,97 @@ interface Ctx {
   outDir: string;
   assets: string;
   log: (s: string) => void;
+  methods: readonly string[] | undefined;
+  /** Asset paths given out (no two figures share a file). */
+  used: Set<string>;
 }
 
-/** The newest run of each model, for one benchmark. */
-function newestPerModel<B extends BenchmarkRun['benchmark']>(
-  ctx: Ctx,
-  b: B,
-): Extract<BenchmarkRun, { benchmark: B }>[] {
-  const seen = new Set<string>();
-  const out: Extract<BenchmarkRun, { benchmark: B }>[] = [];
-  for (const r of ctx.index.runs) {
-    if (r.benchmark !== b || seen.has(r.summary.model)) continue;
-    seen.add(r.summary.model);
-    out.push(r as Extract<BenchmarkRun, { benchmark: B }>);
+/** A run to show, and which of its methods (in the order shown). */
+interface Picked<R> {
+  run: R;
+  methods: string[];
+  /** Whether `methods` are all of the run's. */
+  all: boolean;
+}
+
+/**
+ * The runs to show, grouped by `key` (model, or model and vis class) in the order of `runs` (newest first). With
+ * no method selection: the newest run of each group, every method of it. With one: for each method the newest run
+ * of the group holding it; runs holding none are left out.
+ */
+function pickRuns<R>(
+  runs: readonly R[],
+  key: (r: R) => string,
+  methodsOf: (r: R) => string[],
+  wanted: readonly string[] | undefined,
+): Picked<R>[] {
+  const groups = new Map<string, R[]>();
+  for (const r of runs) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
+  const out: Picked<R>[] = [];
+  for (const rs of groups.values()) {
+    if (!wanted) {
+      out.push({ run: rs[0]!, methods: methodsOf(rs[0]!), all: true });
+      continue;
+    }
+    const chosen = new Map<R, string[]>();
+    for (const m of wanted) {
+      const r = rs.find((x) => methodsOf(x).includes(m));
+      if (r) chosen.set(r, [...(chosen.get(r) ?? []), m]);
+    }
+    for (const r of rs) {
+      const ms = chosen.get(r);
+      if (ms) out.push({ run: r, methods: ms, all: ms.length === methodsOf(r).length });
+    }
   }
   return out;
+}
+
+/** The runs of one benchmark to show, per model. */
+function benchmarkRuns<B extends BenchmarkRun['benchmark']>(
+  ctx: Ctx,
+  b: B,
+): Picked<Extract<BenchmarkRun, { benchmark: B }>>[] {
+  const runs = ctx.index.runs.filter((r): r is Extract<BenchmarkRun, { benchmark: B }> => r.benchmark === b);
+  return pickRuns(runs, (r) => r.summary.model, runMethods, ctx.methods);
+}
+
+/** The methods a run holds, in its order. */
+function runMethods(r: BenchmarkRun | VisualizeRun): string[] {
+  switch (r.benchmark) {
+    case 'perturbation':
+      return Object.keys(r.summary.results);
+    case 'visualize':
+      return Object.keys(r.summary.files);
+    default:
+      return Object.keys(r.summary.methods);
+  }
+}
+
+/** Every method name in the finished runs of an index (built-ins and plug-ins alike). */
+export function methodsInResults(index: ResultsIndex): Set<string> {
+  return new Set([...index.runs, ...index.visualize].flatMap(runMethods));
+}
+
+/** The entries of `o` for `keys`, in that order. */
+function only<T>(o: Record<string, T>, keys: readonly string[]): [string, T][] {
+  return keys.filter((k) => k in o).map((k) => [k, o[k]!]);
 }
 
 /** Copies a file into assets/ under a unique name; returns its path relative to the report. */
 function asset(ctx: Ctx, file: string, name: string): string {
   const stem = name.endsWith(extname(file)) ? name.slice(0, -extname(file).length) : name;
-  const target = join(ctx.assets, `${stem.replace(/[^A-Za-z0-9_.-]+/g, '_')}${extname(file)}`);
+  const target = `${uniqueAsset(ctx, stem)}${extname(file)}`;
   copyFileSync(file, target);
   return relative(ctx.outDir, target);
+}
+
+/** A path in assets/ (without extension) made of `name`, not yet used by this report. */
+function uniqueAsset(ctx: Ctx, name: string): string {
+  const stem = name.replace(/[^A-Za-z0-9_.-]+/g, '_');
+  let base = join(ctx.assets, stem);
+  for (let i = 2; ctx.used.has(base); i++) base = join(ctx.assets, `${stem}-${i}`);
+  ctx.used.add(base);
+  return base;
 }
 
 function regressionSection(ctx: Ctx): string[] {
@@ -121,7 +213,7 @@ function runHeading(r: { summary: { model: string }; label: string }, detail: st
 }
 
 function segmentationSection(ctx: Ctx, paper: ReturnType<typeof readExpectedFile> | undefined): string[] {
-  const runs = newestPerModel(ctx, 'segmentation');
+  const runs = benchmarkRuns(ctx, 'segmentation');
   if (runs.length === 0) return [];
   const lines = [
     '## ImageNet-segmentation',
@@ -129,7 +221,7 @@ function segmentationSection(ctx: Ctx, paper: ReturnType<typeof readExpectedFile
     'Pixel accuracy and mIoU from data-set-level counts; mAP = mean of per-image AP (percent; higher is better).',
     '',
   ];
-  for (const r of runs) {
+  for (const { run: r, methods, all } of runs) {
     const s = r.summary;
     lines.push(
       runHeading(
@@ -147,17 +239,19 @@ function segmentationSection(ctx: Ctx, paper: ReturnType<typeof readExpectedFile
     const p = paper && paper.benchmarks.segmentation?.model === s.model ? expectedSegmentationTable(paper) : undefined;
     if (p) {
       lines.push('| method | pixel accuracy | paper | mIoU | paper | mAP | paper |', '|---|---|---|---|---|---|---|');
-      for (const [m, v] of Object.entries(s.methods))
+      for (const [m, v] of only(s.methods, methods))
         lines.push(
           `| ${m} | ${f2(v.pixelAccuracy)} | ${f2(p[m]?.pixelAccuracy)} | ${f2(v.mIoU)} | ${f2(p[m]?.mIoU)} | ${f2(v.mAP)} | ${f2(p[m]?.mAP)} |`,
         );
     } else {
       lines.push('| method | pixel accuracy | mIoU | mAP | constant maps |', '|---|---|---|---|---|');
-      for (const [m, v] of Object.entries(s.methods))
+      for (const [m, v] of only(s.methods, methods))
         lines.push(`| ${m} | ${f2(v.pixelAccuracy)} | ${f2(v.mIoU)} | ${f2(v.mAP)} | ${v.constantMaps ?? '–'} |`);
     }
     const imgDir = join(r.dir, 'images');
-    if (existsSync(imgDir)) {
+    if (!all && existsSync(imgDir)) {
+      lines.push('', `(Its per-image figures are left out: they show every method of the run, not only these.)`);
+    } else if (existsSync(imgDir)) {
       const pngs = readdirSync(imgDir)
         .filter((f) => f.endsWith('.png'))
         .sort()
@@ -172,8 +266,11 @@ function segmentationSection(ctx: Ctx, paper: ReturnType<typeof readExpectedFile
   return lines;
 }
 
-function perturbationSection(ctx: Ctx, paper: ReturnType<typeof readExpectedFile> | undefined): string[] {
-  const runs = newestPerModel(ctx, 'perturbation');
+async function perturbationSection(
+  ctx: Ctx,
+  paper: ReturnType<typeof readExpectedFile> | undefined,
+): Promise<string[]> {
+  const runs = benchmarkRuns(ctx, 'perturbation');
   if (runs.length === 0) return [];
   const lines = [
     '## Perturbation test',
@@ -182,7 +279,7 @@ function perturbationSection(ctx: Ctx, paper: ReturnType<typeof readExpectedFile
     'better when higher, positive (most relevant first) when lower.',
     '',
   ];
-  for (const r of runs) {
+  for (const { run: r, methods, all } of runs) {
     const s = r.summary;
     lines.push(runHeading(r, `ties: ${s.ties ?? 'unknown'}`), '');
     const p = paper && paper.benchmarks.perturbation?.model === s.model ? expectedPerturbationTable(paper) : undefined;
@@ -192,7 +289,7 @@ function perturbationSection(ctx: Ctx, paper: ReturnType<typeof readExpectedFile
         : '| method | vis class | negative AUC ↑ | positive AUC ↓ | images |',
       p ? '|---|---|---|---|---|---|---|' : '|---|---|---|---|---|',
     );
-    for (const [m, byVis] of Object.entries(s.results))
+    for (const [m, byVis] of only(s.results, methods))
       for (const [v, x] of Object.entries(byVis)) {
         const images = (x.negative ?? x.positive)?.images ?? '–';
         const pp = p?.[m]?.[v];
@@ -203,14 +300,20 @@ function perturbationSection(ctx: Ctx, paper: ReturnType<typeof readExpectedFile
         );
       }
     const png = join(r.dir, 'perturbation.png');
-    if (existsSync(png)) lines.push('', `![perturbation curves](${asset(ctx, png, `perturbation-${s.model}`)})`);
+    if (!all) {
+      // The run's plot shows every method of it: drawn again with these.
+      const { writePerturbationPlot } = await import('../benchmarks/perturbation.js');
+      const base = uniqueAsset(ctx, `perturbation-${s.model}`);
+      await writePerturbationPlot(base, { ...s, results: Object.fromEntries(only(s.results, methods)) });
+      lines.push('', `![perturbation curves](${relative(ctx.outDir, `${base}.png`)})`);
+    } else if (existsSync(png)) lines.push('', `![perturbation curves](${asset(ctx, png, `perturbation-${s.model}`)})`);
     lines.push('');
   }
   return lines;
 }
 
-function eraserSection(ctx: Ctx): string[] {
-  const runs = newestPerModel(ctx, 'eraser');
+async function eraserSection(ctx: Ctx): Promise<string[]> {
+  const runs = benchmarkRuns(ctx, 'eraser');
   if (runs.length === 0) return [];
   const lines = [
     '## ERASER movie reviews',
@@ -218,35 +321,38 @@ function eraserSection(ctx: Ctx): string[] {
     'Token-F1 (ERASER metrics.py, token-level instance-macro F1) of the top-k words of each explanation.',
     '',
   ];
-  for (const r of runs) {
+  for (const { run: r, methods, all } of runs) {
     const s = r.summary;
-    const all = s.ks ?? [];
-    const ks = all.filter((k) => [5, 10, 20, 40, 80].includes(k));
-    const shown = ks.length ? ks : all.slice(0, 6);
+    const allKs = s.ks ?? [];
+    const ks = allKs.filter((k) => [5, 10, 20, 40, 80].includes(k));
+    const shown = ks.length ? ks : allKs.slice(0, 6);
     lines.push(runHeading(r, `${s.documents} documents, classifier accuracy ${(100 * s.accuracy).toFixed(1)}%`), '');
     lines.push(`| method | ${shown.map((k) => `k=${k}`).join(' | ')} |`, `|---|${shown.map(() => '---').join('|')}|`);
-    for (const [m, v] of Object.entries(s.methods))
+    for (const [m, v] of only(s.methods, methods))
       lines.push(`| ${m} | ${shown.map((k) => v.tokenF1[k]?.toFixed(3) ?? '–').join(' | ')} |`);
     const png = join(r.dir, 'token_f1.png');
-    if (existsSync(png)) lines.push('', `![token-F1 against k](${asset(ctx, png, `token_f1-${s.model}`)})`);
+    if (!all) {
+      const { writeTokenF1Plot } = await import('../benchmarks/eraser.js');
+      const base = uniqueAsset(ctx, `token_f1-${s.model}`);
+      await writeTokenF1Plot(
+        dirname(base),
+        { ...s, methods: Object.fromEntries(only(s.methods, methods)) },
+        basename(base),
+      );
+      lines.push('', `![token-F1 against k](${relative(ctx.outDir, `${base}.png`)})`);
+    } else if (existsSync(png)) lines.push('', `![token-F1 against k](${asset(ctx, png, `token_f1-${s.model}`)})`);
     lines.push('');
   }
   return lines;
 }
 
-/** The newest visualize run of each model and vis class. */
-function newestVisualizations(ctx: Ctx): VisualizeRun[] {
-  const seen = new Set<string>();
-  return ctx.index.visualize.filter((r) => {
-    const key = `${r.summary.model}/${r.summary.visClass}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
-}
-
 async function gallerySection(ctx: Ctx, count: number): Promise<string[]> {
-  const runs = newestVisualizations(ctx);
+  const runs = pickRuns(
+    ctx.index.visualize,
+    (r) => `${r.summary.model}/${r.summary.visClass}`,
+    runMethods,
+    ctx.methods,
+  );
   if (runs.length === 0) return [];
   const lines = [
     '## Gallery of explanations',
@@ -254,15 +360,15 @@ async function gallerySection(ctx: Ctx, count: number): Promise<string[]> {
     `The first ${count} images of each visualisation run, per method.`,
     '',
   ];
-  for (const r of runs) {
+  for (const { run: r, methods } of runs) {
     const s = r.summary;
     lines.push(runHeading(r, `${s.visClass} class, ${s.images} images`), '');
-    for (const [method, file] of Object.entries(s.files)) {
+    for (const [method, file] of only(s.files, methods)) {
       if (!existsSync(file)) {
         lines.push(`- ${method}: \`${file}\` is missing`);
         continue;
       }
-      const png = join(ctx.assets, `gallery-${s.model}-${s.visClass}-${method}.png`.replace(/[^A-Za-z0-9_.-]+/g, '_'));
+      const png = `${uniqueAsset(ctx, `gallery-${s.model}-${s.visClass}-${method}`)}.png`;
       await galleryStrip(file, png, count);
       lines.push(`#### ${method}`, '', `![${method}](${relative(ctx.outDir, png)})`, '');
     }
