@@ -62,7 +62,7 @@ async function sweep(mode: Mode, i: number): Promise<{ seconds: number; maps: Fl
 const times: Record<Mode, number[]> = { f32: [], f64: [] };
 const gaps = new Map<string, number>();
 console.log(
-  `backend ${backend}; ${cfg.name}; float64 products: ${products.engine}; methods: ${methods.map((m) => m.name).join(', ')}`,
+  `backend ${backend.description}; ${cfg.name}; float64 products: ${products.engine}; methods: ${methods.map((m) => m.name).join(', ')}`,
 );
 for (const mode of ['f32', 'f64'] as const) await sweep(mode, 0); // warm-up
 for (let r = 0; r < args.rounds; r++) {
@@ -95,7 +95,7 @@ const median = (v: number[]) => {
 const result = {
   date: new Date().toISOString(),
   model: cfg.name,
-  backend,
+  backend: backend.description,
   products: products.engine,
   cpu: cpus()[0]?.model,
   cores: cpus().length,
