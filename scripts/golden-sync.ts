@@ -232,8 +232,9 @@ for (const path of [...selection.keys()].sort()) {
   if (TEXT.test(path)) {
     let text = data.toString('utf8');
     for (const [re, by] of REWORD) text = text.replace(re, by);
-    if (/ALGORITHMS\.md/.test(text))
-      fail(`${path} names ALGORITHMS.md, which is not in this repository: add a rewording`);
+    const notes = /ALGORITHMS\.md/;
+    if (notes.test(text))
+      fail(`${path} names a reference-notes file that is not in this repository (${notes}): add a rewording`);
     if (text !== data.toString('utf8')) {
       data = Buffer.from(text, 'utf8');
       change = 'a reference to a document outside this repository reworded';
