@@ -68,35 +68,41 @@ export function describeForward(): string {
   return `float64, rounded once per value (products: ${loadOnnxRuntime().ort ? 'onnxruntime-node double GEMM' : 'JavaScript; slow for large models: install onnxruntime-node'})`;
 }
 
-const hostWeights = new WeakMap<VisionTransformer, HostWeights>();
+const hostWeights = new WeakMap<VisionTransformer, Promise<HostWeights>>();
 
-/** The model's weights read back once (float32 products' operands kept float32; vectors as float64). */
-function weightsOf(model: VisionTransformer): HostWeights {
+/**
+ * The model's weights read back once (the products' float32 operands kept float32; vectors as float64). Read
+ * asynchronously: the webgpu backend has no synchronous read in Node.
+ */
+function weightsOf(model: VisionTransformer): Promise<HostWeights> {
   let w = hostWeights.get(model);
-  if (w) return w;
-  const f64 = (t: tf.Tensor) => Float64Array.from(t.dataSync() as Float32Array);
-  const lin = (l: VisionTransformer['weights']['head']): HostLinear => ({
-    Wt: Float32Array.from(l.Wt.dataSync() as Float32Array),
-    b: l.b ? f64(l.b) : undefined,
+  if (!w) {
+    w = readWeights(model);
+    hostWeights.set(model, w);
+  }
+  return w;
+}
+
+async function readWeights(model: VisionTransformer): Promise<HostWeights> {
+  const f64 = async (t: tf.Tensor) => Float64Array.from((await t.data()) as Float32Array);
+  const lin = async (l: VisionTransformer['weights']['head']): Promise<HostLinear> => ({
+    Wt: Float32Array.from((await l.Wt.data()) as Float32Array),
+    b: l.b ? await f64(l.b) : undefined,
     inDim: l.Wt.shape[0],
     outDim: l.Wt.shape[1],
   });
   const mw = model.weights;
-  w = {
-    cls: f64(mw.clsToken),
-    pos: f64(mw.posEmbed),
-    patch: lin(mw.patchEmbed),
-    blocks: mw.blocks.map((b) => ({
-      ln1: [f64(b.norm1.gamma), f64(b.norm1.beta)],
-      qkv: lin(b.qkv),
-      proj: lin(b.proj),
-      ln2: [f64(b.norm2.gamma), f64(b.norm2.beta)],
-      fc1: lin(b.fc1),
-      fc2: lin(b.fc2),
-    })),
-  };
-  hostWeights.set(model, w);
-  return w;
+  const blocks: HostWeights['blocks'] = [];
+  for (const b of mw.blocks)
+    blocks.push({
+      ln1: [await f64(b.norm1.gamma), await f64(b.norm1.beta)],
+      qkv: await lin(b.qkv),
+      proj: await lin(b.proj),
+      ln2: [await f64(b.norm2.gamma), await f64(b.norm2.beta)],
+      fc1: await lin(b.fc1),
+      fc2: await lin(b.fc2),
+    });
+  return { cls: await f64(mw.clsToken), pos: await f64(mw.posEmbed), patch: await lin(mw.patchEmbed), blocks };
 }
 
 /** LayerNorm over rows of length D (biased variance, as torch), in float64. */
@@ -183,7 +189,7 @@ export async function vitForwardF64(
   const p = c.patch_size;
   const C = c.in_chans;
   const gw = c.img_size / p;
-  const w = weightsOf(model);
+  const w = await weightsOf(model);
   const lin = async (x: Float64Array, l: HostLinear) => matmul(x, l.Wt, 1, x.length / l.inDim, l.inDim, l.outDim);
 
   // im2col: row = patch in row-major grid order, columns (channel, row, col).
