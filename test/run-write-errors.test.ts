@@ -23,9 +23,9 @@ function benchWithFault(args: string[], fault: string) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** stderr without the launcher's note and the start-up lines every run prints (backend, model, data, output). */
+/** stderr without the launcher's note and the start-up lines every run prints (backend, forward, model, data, output). */
 function afterStartup(stderr: string): string[] {
-  return stderr.split('\n').filter((l) => l && !/^(bench: note:|backend|model:|data:|resuming )/.test(l));
+  return stderr.split('\n').filter((l) => l && !/^(bench: note:|backend|forward:|model:|data:|resuming )/.test(l));
 }
 
 describe('write errors: one line, then --resume ends equal', () => {
