@@ -7,6 +7,7 @@ import { readSafetensors } from '../../src/formats/safetensors.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import { readVitConfig } from '../../src/models/vit-config.js';
 import { vitWeightsFromStateDict } from '../../src/models/vit-weights.js';
+import { formulaStateDict } from './formula-weights.js';
 import { unpackGolden } from './golden-store.js';
 
 /**
@@ -104,14 +105,25 @@ export function goldenArray(sd: StateDict, name: string): Float32Array | Float64
   return t.data as Float32Array | Float64Array;
 }
 
-/** Every golden ViT config folder (S1 today; any other folder with a config.json is picked up too). */
+/**
+ * Every golden ViT config folder: S1, and the geometries G1…G6 of scripts/golden/make-vit-geometries.py (any
+ * other folder with a config.json and its weights, stored or as a formula, is picked up too).
+ */
 export function vitGoldenConfigs(): string[] {
   const root = existing(['vit']);
-  const found = listGolden('vit').filter(
-    (d) => existsSync(resolve(root, d, 'config.json')) && existsSync(resolve(root, d, 'weights.safetensors')),
-  );
+  const found = listGolden('vit').filter((d) => {
+    const cfg = resolve(root, d, 'config.json');
+    return existsSync(cfg) && (existsSync(resolve(root, d, 'weights.safetensors')) || formulaOf(cfg) !== undefined);
+  });
   if (!found.includes('S1')) throw new Error(`golden config S1 not found under ${root}`);
   return found.sort();
+}
+
+/** The weight seed of a config whose config.json gives its weights as a formula (weights.formula, weights.seed). */
+function formulaOf(configFile: string): number | undefined {
+  const w = (JSON.parse(readFileSync(configFile, 'utf8')) as { weights?: { formula?: unknown; seed?: unknown } })
+    .weights;
+  return w?.formula !== undefined && typeof w.seed === 'number' ? w.seed : undefined;
 }
 
 /** The case names of a config folder (from case-<name>.json). */
@@ -126,11 +138,23 @@ export function vitGoldenCases(config: string): string[] {
   return cases;
 }
 
+/**
+ * The golden model of a config: its weights.safetensors, or, where the folder has none (the large geometries, and
+ * every geometry in the in-repository copy), the same float32 weights rebuilt from the formula its config.json
+ * names (formula-weights.ts; test/formula-weights.test.ts checks them bit for bit).
+ */
 export async function loadGoldenVit(name: string, backend: BackendChoice = 'auto'): Promise<VisionTransformer> {
   await initBackend(backend);
-  const cfg = readVitConfig(goldenPath('vit', name, 'config.json'));
-  const file = goldenPath('vit', name, 'weights.safetensors');
-  return new VisionTransformer(cfg, vitWeightsFromStateDict(readSafetensors(file).tensors, cfg, file));
+  const cfgFile = goldenPath('vit', name, 'config.json');
+  const cfg = readVitConfig(cfgFile);
+  const stored = resolve(GOLDEN, 'vit', name, 'weights.safetensors');
+  if (existsSync(stored)) {
+    const file = goldenPath('vit', name, 'weights.safetensors');
+    return new VisionTransformer(cfg, vitWeightsFromStateDict(readSafetensors(file).tensors, cfg, file));
+  }
+  const seed = formulaOf(cfgFile);
+  if (seed === undefined) existing(['vit', name, 'weights.safetensors']); // fails: no weights, no formula
+  return new VisionTransformer(cfg, vitWeightsFromStateDict(formulaStateDict(cfg, seed!), cfg, `${cfgFile} (formula)`));
 }
 
 export function inputTensor(sd: StateDict): tf.Tensor4D {
