@@ -55,3 +55,45 @@ export function formulaStateDict(cfg: VitConfig, seed: number): StateDict {
   }
   return sd;
 }
+
+/** The `image` block of a geometry's case json. */
+export interface FormulaImage {
+  kind: 'random' | 'smooth';
+  seed: number;
+  params?: { a: number; b: number; phi: number; cx: number; cy: number; s: number; f: number };
+  input_sha256?: string;
+}
+
+/**
+ * The normalised input (1×3×224×224, C-order) of a geometry's case, rebuilt from its recipe as
+ * make-vit-geometries.py's random_image / smooth_image and the script's normalize() ((img − 0.5) / 0.5 in float32):
+ * - random: k = mix32(i + mix32(seed ^ 0xA5A5A5A5)) >> 24, img = float32(k / 255): exact;
+ * - smooth: the float64 formula with the case's params (sin, exp and cos may differ from numpy's in the last bit of
+ *   a double, which the cast to float32 hides but for about one value in 10⁹): the caller checks input_sha256.
+ */
+export function formulaInput(image: FormulaImage): Float32Array {
+  const n = 224 * 224;
+  const img = new Float32Array(3 * n);
+  if (image.kind === 'random') {
+    const k = mix32((image.seed ^ 0xa5a5a5a5) >>> 0);
+    for (let i = 0; i < 3 * n; i++) img[i] = (mix32((i + k) >>> 0) >>> 24) / 255;
+  } else {
+    const p = image.params;
+    if (!p) throw new Error('smooth image without params');
+    const clip = (x: number) => Math.min(1, Math.max(0, x));
+    for (let y = 0; y < 224; y++)
+      for (let x = 0; x < 224; x++) {
+        const u = x / 223;
+        const v = y / 223;
+        const du = u - p.cx;
+        const dv = v - p.cy;
+        const i = y * 224 + x;
+        img[i] = clip(0.5 + 0.35 * Math.sin(2 * Math.PI * (p.a * u + p.b * v) + p.phi));
+        img[n + i] = clip(0.1 + 0.85 * Math.exp(-(du * du + dv * dv) / (2 * (p.s * p.s))));
+        img[2 * n + i] = clip(0.15 + 0.7 * v * (1 - 0.5 * u) + 0.1 * Math.cos(p.f * Math.PI * u));
+      }
+  }
+  // normalize(): sub_(0.5) then div_(0.5), each rounded to float32.
+  for (let i = 0; i < img.length; i++) img[i] = Math.fround(img[i]! - 0.5) / 0.5;
+  return img;
+}

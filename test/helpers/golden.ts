@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { relative, resolve, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -7,7 +8,7 @@ import { readSafetensors } from '../../src/formats/safetensors.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import { readVitConfig } from '../../src/models/vit-config.js';
 import { vitWeightsFromStateDict } from '../../src/models/vit-weights.js';
-import { formulaStateDict } from './formula-weights.js';
+import { type FormulaImage, formulaInput, formulaStateDict } from './formula-weights.js';
 import { unpackGolden } from './golden-store.js';
 
 /**
@@ -160,6 +161,28 @@ export async function loadGoldenVit(name: string, backend: BackendChoice = 'auto
 export function inputTensor(sd: StateDict): tf.Tensor4D {
   const t = sd.get('input')!;
   return tf.tensor4d(Float32Array.from(t.data as Float32Array), t.shape as [number, number, number, number]);
+}
+
+/**
+ * A case's input: its stored `input` tensor, or, where the case file does not hold it (the geometries G1…G6 in
+ * the repository's copy), the same float32 tensor rebuilt from the case json's image recipe (formula-weights.ts)
+ * and checked against the generator's input_sha256.
+ */
+export function caseInput(sd: StateDict, meta: { image?: FormulaImage }): tf.Tensor4D {
+  return sd.has('input') ? inputTensor(sd) : tf.tensor4d(recipeInput(meta), [1, 3, 224, 224]);
+}
+
+/** The input rebuilt from the case json's recipe, checked against the generator's input_sha256. */
+export function recipeInput(meta: { image?: FormulaImage }): Float32Array {
+  const image = meta.image;
+  if (!image?.input_sha256) throw new Error("golden tensor 'input' not found, and the case json has no input recipe");
+  const data = formulaInput(image);
+  const sha = createHash('sha256')
+    .update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+    .digest('hex');
+  if (sha !== image.input_sha256)
+    throw new Error(`the ${image.kind} input rebuilt from its recipe differs from the generator's (SHA-256 ${sha})`);
+  return data;
 }
 
 /** Our registry name → the reference script's method name used in the golden files. */
