@@ -22,12 +22,13 @@ import { explain } from '../src/methods/explain.js';
 import { METHODS } from '../src/methods/registry.js';
 import { describeForward, forwardPrecision } from '../src/models/vit-f64.js';
 import { maxAbs, maxAbsDiff } from '../test/helpers/compare.js';
+import type { FormulaImage } from '../test/helpers/formula-weights.js';
 import {
+  caseInput,
   GOLDEN_NAME,
   type GoldenCase,
   goldenArray,
   goldenPath,
-  inputTensor,
   loadGoldenVit,
   readGoldenTensors,
   readJson,
@@ -78,20 +79,30 @@ interface E2eRow {
 interface ChildReport {
   backend: string;
   maps: MapRow[];
+  /** `config/case class method` whose golden maps this golden copy does not hold (pruned from the repository's copy). */
+  missing: string[];
   e2e: E2eRow[];
 }
 
 /** The methods the official golden runs hold (the paper's six). */
 const GOLDEN_METHODS = METHODS.filter((m) => m.name in GOLDEN_NAME);
 
-async function mapLevel(backend: string): Promise<MapRow[]> {
+/** d_bench / d_official; where the official float32 map equals the float64 one (d_official 0): 1 if bench's does too, else ∞. */
+function ratioOf(dBench: number, dOfficial: number): number {
+  if (dOfficial > 0) return dBench / dOfficial;
+  return dBench > 0 ? Number.POSITIVE_INFINITY : 1;
+}
+const fmtRatio = (x: number) => `${Number.isFinite(x) ? x.toFixed(2) : '∞'}${x > 1 ? ' ✗' : ''}`;
+
+async function mapLevel(backend: string): Promise<{ rows: MapRow[]; missing: string[] }> {
   const rows: MapRow[] = [];
+  const missing: string[] = [];
   for (const config of vitGoldenConfigs()) {
     const model = await loadGoldenVit(config, backend as BackendChoice);
     for (const caseName of vitGoldenCases(config)) {
-      const meta = readJson<GoldenCase>('vit', config, `case-${caseName}.json`);
+      const meta = readJson<GoldenCase & { image?: FormulaImage }>('vit', config, `case-${caseName}.json`);
       const g = readGoldenTensors('vit', config, `case-${caseName}.safetensors`);
-      const input = inputTensor(g);
+      const input = caseInput(g, meta);
       for (const vis of ['top', 'target'] as const) {
         const ex = await explain(model, input, GOLDEN_METHODS, {
           classes: vis === 'top' ? 'top' : meta.target_class,
@@ -99,6 +110,10 @@ async function mapLevel(backend: string): Promise<MapRow[]> {
         });
         for (const m of ex.methods) {
           const ref = GOLDEN_NAME[m.method]!;
+          if (!g.has(`${ref}.${vis}.raw`) || !g.has(`${ref}.${vis}.raw_f64`)) {
+            missing.push(`${config}/${caseName} ${vis} ${m.method}`);
+            continue;
+          }
           const raw = goldenArray(g, `${ref}.${vis}.raw`);
           const raw64 = goldenArray(g, `${ref}.${vis}.raw_f64`);
           const scale = maxAbs(raw64);
@@ -112,14 +127,14 @@ async function mapLevel(backend: string): Promise<MapRow[]> {
             method: m.method,
             dBench,
             dOfficial,
-            ratio: dBench / dOfficial,
+            ratio: ratioOf(dBench, dOfficial),
           });
         }
       }
       input.dispose();
     }
   }
-  return rows;
+  return { rows, missing };
 }
 
 function bench(argv: string[]): void {
@@ -241,9 +256,11 @@ function e2e(backend: string): E2eRow[] {
 
 if (args.child) {
   const info = await initBackend(args.child as BackendChoice);
+  const level = await mapLevel(args.child);
   const report: ChildReport = {
     backend: info.name,
-    maps: await mapLevel(args.child),
+    maps: level.rows,
+    missing: level.missing,
     e2e: args['skip-e2e'] ? [] : e2e(args.child),
   };
   writeFileSync(args['child-out']!, JSON.stringify(report));
@@ -273,27 +290,59 @@ for (const backend of args.backend) {
     process.stderr.write(`precision: error: backend ${backend} failed:\n${r.stderr}`);
     process.exit(1);
   }
-  reports.push(JSON.parse(readFileSync(out, 'utf8')) as ChildReport);
+  const report = JSON.parse(readFileSync(out, 'utf8')) as ChildReport;
+  // JSON has no ∞: recompute the ratios.
+  for (const r of report.maps) r.ratio = ratioOf(r.dBench, r.dOfficial);
+  reports.push(report);
 }
 rmSync(tmp, { recursive: true, force: true });
+// The JSON first, so that a report is kept whatever happens to the tables.
+const forward = forwardPrecision();
+if (args.json) {
+  writeFileSync(
+    args.json,
+    `${JSON.stringify({ date: new Date().toISOString(), forward, machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version }, reports }, null, 2)}\n`,
+  );
+  process.stderr.write(`precision: wrote ${args.json}\n`);
+}
 
 const e = (x: number) => x.toExponential(2);
-const forward = forwardPrecision();
 console.log(`Forward pass: ${describeForward()} (--forward ${forward}; set it with BENCH_FORWARD)\n`);
 console.log('## Map level: max|map − float64| / max|float64| (raw maps)\n');
 console.log('| backend | case | class | method | bench | official float32 | ratio |');
 console.log('|---|---|---|---|---|---|---|');
 for (const r of reports.flatMap((x) => x.maps)) {
   console.log(
-    `| ${r.backend} | ${r.config}/${r.case} | ${r.class} | ${r.method} | ${e(r.dBench)} | ${e(r.dOfficial)} | ${r.ratio.toFixed(2)}${r.ratio > 1 ? ' ✗' : ''} |`,
+    `| ${r.backend} | ${r.config}/${r.case} | ${r.class} | ${r.method} | ${e(r.dBench)} | ${e(r.dOfficial)} | ${fmtRatio(r.ratio)} |`,
   );
 }
+const missing = [...new Set(reports.flatMap((x) => x.missing))];
+if (missing.length)
+  console.log(
+    `\nNot in this golden copy (the repository's copy keeps only part of the geometries' full-LRP maps; BENCH_GOLDEN=<the full folder> measures them): ${missing.join(', ')}`,
+  );
 console.log('\nWorst ratio per backend and method:\n');
 console.log(`| method | ${reports.map((x) => x.backend).join(' | ')} |`);
 console.log(`|---|${reports.map(() => '---').join('|')}|`);
 for (const m of GOLDEN_METHODS.map((x) => x.name)) {
   const worst = reports.map((x) => Math.max(...x.maps.filter((r) => r.method === m).map((r) => r.ratio)));
-  console.log(`| ${m} | ${worst.map((w) => `${w.toFixed(2)}${w > 1 ? ' ✗' : ''}`).join(' | ')} |`);
+  console.log(`| ${m} | ${worst.map(fmtRatio).join(' | ')} |`);
+}
+const configs = [...new Set(reports.flatMap((x) => x.maps.map((r) => r.config)))];
+if (configs.length > 1) {
+  const methods = GOLDEN_METHODS.map((x) => x.name);
+  console.log('\nWorst ratio per config, backend and method (over cases and classes):\n');
+  console.log(`| config | backend | ${methods.join(' | ')} |`);
+  console.log(`|---|---|${methods.map(() => '---').join('|')}|`);
+  for (const c of configs)
+    for (const x of reports) {
+      const worst = methods.map((m) => {
+        const rs = x.maps.filter((r) => r.config === c && r.method === m);
+        if (rs.length === 0) return '–';
+        return fmtRatio(Math.max(...rs.map((r) => r.ratio)));
+      });
+      console.log(`| ${c} | ${x.backend} | ${worst.join(' | ')} |`);
+    }
 }
 const e2eRows = reports.flatMap((x) => x.e2e);
 if (e2eRows.length) {
@@ -308,11 +357,4 @@ if (e2eRows.length) {
       `| ${r.backend} | ${r.benchmark} | ${r.method} | ${r.what} | ${f(r.official32)} | ${f(r.official64)} | ${f(r.bench)} | ${f(Math.abs(r.bench - r.official64))} | ${f(Math.abs(r.official32 - r.official64))}${r.excess > 1e-9 ? ' ✗' : ''} |`,
     );
   }
-}
-if (args.json) {
-  writeFileSync(
-    args.json,
-    `${JSON.stringify({ date: new Date().toISOString(), forward, machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version }, reports }, null, 2)}\n`,
-  );
-  process.stderr.write(`precision: wrote ${args.json}\n`);
 }

@@ -4,10 +4,10 @@ import * as tf from '@tensorflow/tfjs';
 import { WorkerPool } from '../src/engine/worker-pool.js';
 import { explain } from '../src/methods/explain.js';
 import { METHODS } from '../src/methods/registry.js';
-import { loadGoldenVit, vitGoldenConfigs } from './helpers/golden.js';
+import { loadGoldenVit } from './helpers/golden.js';
 import type { PoolTestItem } from './helpers/pool-worker.js';
 
-const config = vitGoldenConfigs()[0]!;
+const config = 'S1';
 const workerModule = new URL('./helpers/pool-worker.ts', import.meta.url);
 type Out = { image: number; maps: Float32Array[] };
 

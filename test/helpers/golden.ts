@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { relative, resolve, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -7,6 +8,7 @@ import { readSafetensors } from '../../src/formats/safetensors.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import { readVitConfig } from '../../src/models/vit-config.js';
 import { vitWeightsFromStateDict } from '../../src/models/vit-weights.js';
+import { type FormulaImage, formulaInput, formulaStateDict } from './formula-weights.js';
 import { unpackGolden } from './golden-store.js';
 
 /**
@@ -104,14 +106,25 @@ export function goldenArray(sd: StateDict, name: string): Float32Array | Float64
   return t.data as Float32Array | Float64Array;
 }
 
-/** Every golden ViT config folder (S1 today; any other folder with a config.json is picked up too). */
+/**
+ * Every golden ViT config folder: S1, and the geometries G1…G6 of scripts/golden/make-vit-geometries.py (any
+ * other folder with a config.json and its weights, stored or as a formula, is picked up too).
+ */
 export function vitGoldenConfigs(): string[] {
   const root = existing(['vit']);
-  const found = listGolden('vit').filter(
-    (d) => existsSync(resolve(root, d, 'config.json')) && existsSync(resolve(root, d, 'weights.safetensors')),
-  );
+  const found = listGolden('vit').filter((d) => {
+    const cfg = resolve(root, d, 'config.json');
+    return existsSync(cfg) && (existsSync(resolve(root, d, 'weights.safetensors')) || formulaOf(cfg) !== undefined);
+  });
   if (!found.includes('S1')) throw new Error(`golden config S1 not found under ${root}`);
   return found.sort();
+}
+
+/** The weight seed of a config whose config.json gives its weights as a formula (weights.formula, weights.seed). */
+function formulaOf(configFile: string): number | undefined {
+  const w = (JSON.parse(readFileSync(configFile, 'utf8')) as { weights?: { formula?: unknown; seed?: unknown } })
+    .weights;
+  return w?.formula !== undefined && typeof w.seed === 'number' ? w.seed : undefined;
 }
 
 /** The case names of a config folder (from case-<name>.json). */
@@ -126,16 +139,50 @@ export function vitGoldenCases(config: string): string[] {
   return cases;
 }
 
+/**
+ * The golden model of a config: its weights.safetensors, or, where the folder has none (the large geometries, and
+ * every geometry in the in-repository copy), the same float32 weights rebuilt from the formula its config.json
+ * names (formula-weights.ts; test/formula-weights.test.ts checks them bit for bit).
+ */
 export async function loadGoldenVit(name: string, backend: BackendChoice = 'auto'): Promise<VisionTransformer> {
   await initBackend(backend);
-  const cfg = readVitConfig(goldenPath('vit', name, 'config.json'));
-  const file = goldenPath('vit', name, 'weights.safetensors');
-  return new VisionTransformer(cfg, vitWeightsFromStateDict(readSafetensors(file).tensors, cfg, file));
+  const cfgFile = goldenPath('vit', name, 'config.json');
+  const cfg = readVitConfig(cfgFile);
+  const stored = resolve(GOLDEN, 'vit', name, 'weights.safetensors');
+  if (existsSync(stored)) {
+    const file = goldenPath('vit', name, 'weights.safetensors');
+    return new VisionTransformer(cfg, vitWeightsFromStateDict(readSafetensors(file).tensors, cfg, file));
+  }
+  const seed = formulaOf(cfgFile);
+  if (seed === undefined) existing(['vit', name, 'weights.safetensors']); // fails: no weights, no formula
+  return new VisionTransformer(cfg, vitWeightsFromStateDict(formulaStateDict(cfg, seed!), cfg, `${cfgFile} (formula)`));
 }
 
 export function inputTensor(sd: StateDict): tf.Tensor4D {
   const t = sd.get('input')!;
   return tf.tensor4d(Float32Array.from(t.data as Float32Array), t.shape as [number, number, number, number]);
+}
+
+/**
+ * A case's input: its stored `input` tensor, or, where the case file does not hold it (the geometries G1…G6 in
+ * the repository's copy), the same float32 tensor rebuilt from the case json's image recipe (formula-weights.ts)
+ * and checked against the generator's input_sha256.
+ */
+export function caseInput(sd: StateDict, meta: { image?: FormulaImage }): tf.Tensor4D {
+  return sd.has('input') ? inputTensor(sd) : tf.tensor4d(recipeInput(meta), [1, 3, 224, 224]);
+}
+
+/** The input rebuilt from the case json's recipe, checked against the generator's input_sha256. */
+export function recipeInput(meta: { image?: FormulaImage }): Float32Array {
+  const image = meta.image;
+  if (!image?.input_sha256) throw new Error("golden tensor 'input' not found, and the case json has no input recipe");
+  const data = formulaInput(image);
+  const sha = createHash('sha256')
+    .update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+    .digest('hex');
+  if (sha !== image.input_sha256)
+    throw new Error(`the ${image.kind} input rebuilt from its recipe differs from the generator's (SHA-256 ${sha})`);
+  return data;
 }
 
 /** Our registry name → the reference script's method name used in the golden files. */
