@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { f64Products, jsMatMulF64 } from '../src/engine/f64-matmul.js';
 import { loadOnnxRuntime } from '../src/engine/onnx.js';
 import { erf, forwardPrecision, vitForwardF64 } from '../src/models/vit-f64.js';
+import { bench } from './helpers/cli.js';
 import { maxAbs, maxAbsDiff } from './helpers/compare.js';
 import { goldenArray, loadGoldenVit, readGoldenTensors } from './helpers/golden.js';
 
@@ -108,4 +112,18 @@ describe('float64 forward pass (S1 goldens)', async () => {
       }
     });
   }
+});
+
+test('bench seg: a run does not resume under the other forward; run.json records f64 (f32 as before: absent)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-forward-'));
+  const args = ['seg', '--method', 'rollout', '--limit', '2', '--quiet'];
+  const f32 = join(dir, 'f32');
+  assert.equal(bench([...args, '--out', f32]).code, 0);
+  assert.equal(JSON.parse(readFileSync(join(f32, 'run.json'), 'utf8')).forward, undefined);
+  const r = bench([...args, '--out', f32, '--resume', '--forward', 'f64']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /cannot resume: run\.json describes a different run/);
+  const f64 = join(dir, 'f64');
+  assert.equal(bench([...args, '--out', f64, '--forward', 'f64']).code, 0);
+  assert.equal(JSON.parse(readFileSync(join(f64, 'run.json'), 'utf8')).forward, 'f64');
 });

@@ -5,6 +5,7 @@ import { runVisualize } from '../benchmarks/visualize.js';
 import { openImageFolder } from '../datasets/imagenet-folder.js';
 import { EMBEDDED } from '../embedded.js';
 import { loadMethods } from '../methods/plugins.js';
+import { forwardPrecision } from '../models/vit-f64.js';
 import { checkOutputPath } from '../util/files.js';
 import { defaultOutDir, loadModelFromArgs, shardFromArgs, startBackend } from './common.js';
 import type { VisualizeArgs } from './visualize.js';
@@ -30,6 +31,9 @@ export async function runVisualizeCommand(args: VisualizeArgs): Promise<void> {
     visClass: args['vis-class'],
     startLayer: args['start-layer'],
     limit: args.limit ?? null,
+    // The float64 forward moves the ill-conditioned maps: a run does not resume under the other forward. Absent
+    // for f32, as before the option existed.
+    ...(forwardPrecision() === 'f64' ? { forward: 'f64' } : {}),
     shard: shard ?? null,
   };
   process.stderr.write(
