@@ -20,6 +20,11 @@ let fusedSafeDivide = false;
 /** Whether sumPerSample accumulates on the host in float64 (backends with synchronous reads). */
 let hostSums = true;
 
+/** Whether this backend's tensors can be read synchronously (all but webgpu in Node). */
+export function hostReadable(): boolean {
+  return hostSums;
+}
+
 /** Call after applyPlatformFixes(backendName). */
 export function configureOps(backendName: string): void {
   splitBatched = backendName === 'wasm';
