@@ -88,7 +88,7 @@ export function vitGoldenSuite(backend: BackendChoice, skip: string | false = fa
               if (forwardPrecision() === 'f64' && backend !== 'webgpu') {
                 // (webgpu keeps float32 per-sample sums, src/engine/ops.ts sumPerSample: not judged by float64 yet.)
                 // Closer to float64 than the official float32 code: measured on S1 (wasm and cpu), the largest ratio of
-                // the two distances is 0.51 (rollout, smooth case; results/precision/2026-12-02-forward-f64.md). The
+                // the two distances is 0.47 (gradcam, random case, target; results/precision/2026-12-02-forward-f64.md). The
                 // bound is the issue's: 1, no margin added (a ratio above 1 is the failure this checks for).
                 const ours = maxAbsDiff(m.raw[0]!, raw64);
                 const official = maxAbsDiff(raw, raw64);
