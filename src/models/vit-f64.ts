@@ -6,11 +6,13 @@
  * accumulates in float32 as the official PyTorch code does, so both carry the same kind of noise, and the
  * ill-conditioned methods (full LRP, and the 'ours' rule's shared denominators) amplify it. With every forward
  * product, LayerNorm, softmax and GELU computed in float64 and each stored value rounded to float32 once, every
- * method of the paper comes closer to the float64 truth than the official float32 code on the golden cases,
- * while the backward and relevance passes stay on the tfjs backend (their float32 noise measured ≈ nothing).
+ * method of the paper comes closer to the float64 truth than the official float32 code on the S1 goldens and on
+ * 167 of the 168 maps of the held-out geometries, while the backward and relevance passes stay on the tfjs backend
+ * (on S1, float64 products there changed nothing measurable; the one geometry map left is full LRP's).
  *
  * The products run through an `F64MatMul` (src/engine/f64-matmul.ts): onnxruntime-node's double GEMM when it is
- * installed, else plain JavaScript (slow for ViT-B-sized models). The arithmetic is that of
+ * installed, else plain JavaScript (slow for ViT-B-sized models). The weights are read back once per model into
+ * host memory (the float32 matrices as they are: ViT-B/16 about 330 MiB more). The arithmetic is that of
  * `VisionTransformer.forward` (src/models/vit.ts): the same trace, value for value up to the rounding.
  */
 import type { F64MatMul } from '../engine/f64-matmul.js';
