@@ -11,9 +11,10 @@ import { hideBin } from 'yargs/helpers';
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from '../src/engine/backend.js';
 import { explain } from '../src/methods/explain.js';
 import { PAPER_METHODS } from '../src/methods/registry.js';
+import type { FormulaImage } from '../test/helpers/formula-weights.js';
 import {
+  caseInput,
   type GoldenCase,
-  inputTensor,
   loadGoldenVit,
   readGoldenTensors,
   readJson,
@@ -42,8 +43,9 @@ const configs = args.config ?? vitGoldenConfigs();
 for (const config of configs) {
   const model = await loadGoldenVit(config, args.backend);
   for (const caseName of vitGoldenCases(config)) {
-    const meta = readJson<GoldenCase>('vit', config, `case-${caseName}.json`);
-    const input = inputTensor(readGoldenTensors('vit', config, `case-${caseName}.safetensors`));
+    const meta = readJson<GoldenCase & { image?: FormulaImage }>('vit', config, `case-${caseName}.json`);
+    // The geometries G1…G6 hold no input tensor: rebuilt from the case's recipe (as precision.ts does).
+    const input = caseInput(readGoldenTensors('vit', config, `case-${caseName}.safetensors`), meta);
     for (const vis of ['top', 'target'] as const) {
       const t0 = performance.now();
       const ex = await explain(model, input, PAPER_METHODS, {
