@@ -113,8 +113,9 @@ describe('bench seg end to end against the official script (e2e/seg_S1)', () => 
    */
   const tolerance = (method: string) => (method === 'lrp' ? 0.6 : method === 'transformer_attribution' ? 1e-3 : 1.5e-4);
 
-  test("every method in one pass: pixel accuracy, mIoU and mAP as the reference's, and the files behind them", () => {
-    const json = join(dir, 'all.json');
+  /** `bench seg` on the golden data with `args` into <dir>/<name>; its --json summary (<dir>/<name>.json) and stderr. */
+  const segOnGolden = (name: string, args: string[]) => {
+    const json = join(dir, `${name}.json`);
     const r = bench([
       'seg',
       '--data',
@@ -123,16 +124,20 @@ describe('bench seg end to end against the official script (e2e/seg_S1)', () => 
       CONFIG,
       '--weights',
       WEIGHTS,
-      '--method',
-      'paper', // the paper's six, which the golden holds
+      ...args,
       '--out',
-      join(dir, 'all'),
+      join(dir, name),
       '--json',
       json,
       '--quiet',
     ]);
     assert.equal(r.code, 0, r.stderr);
-    const s = JSON.parse(readFileSync(json, 'utf8')) as SegSummary;
+    return { s: JSON.parse(readFileSync(json, 'utf8')) as SegSummary, stderr: r.stderr };
+  };
+
+  test("every method in one pass: pixel accuracy, mIoU and mAP as the reference's, and the files behind them", () => {
+    // The paper's six, which the golden holds.
+    const { s } = segOnGolden('all', ['--method', 'paper']);
     assert.equal(s.images, 6);
     assert.equal(Object.keys(s.methods).length, 6);
     for (const [name, m] of Object.entries(s.methods)) {
@@ -164,30 +169,15 @@ describe('bench seg end to end against the official script (e2e/seg_S1)', () => 
    */
   test('--forward f64: full LRP and transformer attribution at least as close to the float64 run as the official float32', () => {
     const golden64 = readJson<GoldenSegResults>('e2e', 'seg_S1', 'results_f64.json');
-    const json = join(dir, 'f64.json');
-    const r = bench([
-      'seg',
-      '--data',
-      MAT,
-      '--model-config',
-      CONFIG,
-      '--weights',
-      WEIGHTS,
+    const { s, stderr } = segOnGolden('f64', [
       '--forward',
       'f64',
       '--method',
       'lrp',
       '--method',
       'transformer_attribution',
-      '--out',
-      join(dir, 'f64'),
-      '--json',
-      json,
-      '--quiet',
     ]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /forward: float64/);
-    const s = JSON.parse(readFileSync(json, 'utf8')) as SegSummary;
+    assert.match(stderr, /forward: float64/);
     for (const [name, m] of Object.entries(s.methods)) {
       const f32 = golden.results[GOLDEN_NAME[name]!] as { pixAcc: number; mIoU: number; mAP: number };
       const f64 = golden64.results[GOLDEN_NAME[name]!] as { pixAcc: number; mIoU: number; mAP: number };
@@ -204,25 +194,7 @@ describe('bench seg end to end against the official script (e2e/seg_S1)', () => 
   });
 
   test('one method alone gives the same numbers as in the shared pass', () => {
-    const json = join(dir, 'one.json');
-    const r = bench([
-      'seg',
-      '--data',
-      MAT,
-      '--model-config',
-      CONFIG,
-      '--weights',
-      WEIGHTS,
-      '--method',
-      'lrp_last_layer',
-      '--out',
-      join(dir, 'one'),
-      '--json',
-      json,
-      '--quiet',
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    const one = JSON.parse(readFileSync(json, 'utf8')) as SegSummary;
+    const { s: one } = segOnGolden('one', ['--method', 'lrp_last_layer']);
     const all = JSON.parse(readFileSync(join(dir, 'all.json'), 'utf8')) as SegSummary;
     const strip = ({ seconds: _s, ...rest }: SegSummary['methods'][string]) => rest;
     assert.deepEqual(strip(one.methods.partial_lrp!), strip(all.methods.partial_lrp!));
