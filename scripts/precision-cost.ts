@@ -9,6 +9,7 @@
  * Prints the median seconds per image of each, their ratio (the issue's bar: ≤ 1.25), the products' engine, and
  * how far the maps of the two forwards are apart (max |Δ| / max |map| per method: the size of float32 noise here).
  */
+
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import yargs from 'yargs';
@@ -18,6 +19,7 @@ import { f64Products } from '../src/engine/f64-matmul.js';
 import * as tf from '../src/engine/tf.js';
 import { explain } from '../src/methods/explain.js';
 import { resolveMethods } from '../src/methods/registry.js';
+import type { ForwardPrecision } from '../src/models/forward-precision.js';
 import { VisionTransformer } from '../src/models/vit.js';
 import { vitPreset } from '../src/models/vit-config.js';
 import { vitWeightsFromStateDict } from '../src/models/vit-weights.js';
@@ -48,7 +50,7 @@ const image = (i: number) => {
   return a;
 };
 
-type Mode = 'f32' | 'f64';
+type Mode = ForwardPrecision;
 async function sweep(mode: Mode, i: number): Promise<{ seconds: number; maps: Float32Array[] }> {
   process.env.BENCH_FORWARD = mode;
   const input = tf.tensor4d(image(i), [1, cfg.in_chans, cfg.img_size, cfg.img_size]);

@@ -20,7 +20,8 @@ import { hideBin } from 'yargs/helpers';
 import { type BackendChoice, initBackend } from '../src/engine/backend.js';
 import { explain } from '../src/methods/explain.js';
 import { METHODS } from '../src/methods/registry.js';
-import { describeForward, forwardPrecision } from '../src/models/vit-f64.js';
+import { forwardPrecision } from '../src/models/forward-precision.js';
+import { describeForward } from '../src/models/vit-f64.js';
 import { maxAbs, maxAbsDiff } from '../test/helpers/compare.js';
 import type { FormulaImage } from '../test/helpers/formula-weights.js';
 import {

@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
 import { BACKEND_CHOICES, type BackendChoice } from '../engine/backend-choice.js';
+import { FORWARD_CHOICES, type ForwardPrecision } from '../models/forward-precision.js';
 import { VIT_PRESET_NAMES } from '../models/vit-config.js';
 
 /**
@@ -21,7 +22,7 @@ export interface ModelArgs {
   weights?: string;
   norm: 'config' | 'half' | 'imagenet';
   backend: BackendChoice;
-  forward: 'f32' | 'f64';
+  forward: ForwardPrecision;
 }
 
 export function withModelOptions<T>(y: Argv<T>) {
@@ -53,18 +54,11 @@ export function withModelOptions<T>(y: Argv<T>) {
         'TensorFlow.js backend (default: $BENCH_BACKEND, else auto); auto = native GPU package, then webgpu on a hardware GPU, then native CPU, then wasm, then cpu. webgpu: Dawn on a Vulkan driver (a software one only when asked for by name)',
     })
     .option('forward', {
-      choices: ['f32', 'f64'] as const,
-      default: (process.env.BENCH_FORWARD || 'f32') as ModelArgs['forward'],
+      choices: FORWARD_CHOICES,
+      default: (process.env.BENCH_FORWARD || 'f32') as ForwardPrecision,
       describe:
         "precision of the ViT forward pass (default: $BENCH_FORWARD, else f32): f64 = products, LayerNorm, softmax and GELU in float64, each value rounded to float32 once (closer to float64 than the official float32 code; products on onnxruntime-node's double GEMM, else JavaScript); f32 = the backend's own",
     });
-}
-
-/** The forward precision $BENCH_FORWARD names (the default of --forward), else f32. */
-export function forwardFromEnv(): ModelArgs['forward'] {
-  const v = process.env.BENCH_FORWARD || 'f32';
-  if (v === 'f32' || v === 'f64') return v;
-  throw new UsageError(`BENCH_FORWARD must be f32 or f64, not '${v}'`);
 }
 
 /** The --shard option of seg, visualize and eraser. */

@@ -14,7 +14,7 @@ import { withRunLock } from '../benchmarks/run-lock.js';
 import { loadOnnxRuntime } from '../engine/onnx.js';
 import { loadMethods, pluginFile } from '../methods/plugins.js';
 import { findMethod } from '../methods/registry.js';
-import { forwardPrecision } from '../models/vit-f64.js';
+import { forwardPrecision } from '../models/forward-precision.js';
 import { codeVersion } from '../util/code-version.js';
 import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
 import { defaultOutDir, loadModelFromArgs, shardFromArgs, startBackend } from './common.js';

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { timestampName } from '../benchmarks/run-dir.js';
 import { withRunLock } from '../benchmarks/run-lock.js';
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from '../engine/backend.js';
-import { forwardPrecision } from '../models/vit-f64.js';
+import { type ForwardPrecision, forwardPrecision } from '../models/forward-precision.js';
 import {
   baselineFromRuns,
   compareResults,
@@ -19,7 +19,7 @@ import { type BenchmarkName, type BenchmarkRun, indexResults, latestRun } from '
 import { checkOutputPath, writeFileAtomic, writeJsonAtomic } from '../util/files.js';
 import { runEraserCommand } from './eraser-run.js';
 import { selectedMethodNames } from './method-selection.js';
-import { forwardFromEnv, type ModelArgs, UsageError } from './options.js';
+import { type ModelArgs, UsageError } from './options.js';
 import { runPerturbCommand } from './perturb-run.js';
 import { type RegressArgs, SUITE_FILES } from './regress.js';
 import { runSegCommand } from './seg-run.js';
@@ -39,7 +39,7 @@ export async function runEmbeddedBenchmarks(
   quiet: boolean,
   workers = 1,
   method: string[] = ['all'],
-  forward: ModelArgs['forward'] = forwardFromEnv(),
+  forward: ModelArgs['forward'] = forwardPrecision(),
 ): Promise<void> {
   const model = { norm: 'config' as const, backend, workers, forward };
   const log = (s: string) => process.stderr.write(`\n== ${s}\n`);
@@ -103,7 +103,7 @@ export async function runRegressCommand(args: RegressArgs): Promise<void> {
 
   let resultsDir: string;
   let backendName: string | undefined;
-  let forwardUsed: 'f32' | 'f64' | undefined;
+  let forwardUsed: ForwardPrecision | undefined;
   if (args.results) {
     resultsDir = resolve(args.results);
     // The backend the results were made with, when given: the expected file's tolerances for it apply.
@@ -117,7 +117,7 @@ export async function runRegressCommand(args: RegressArgs): Promise<void> {
       `no --results: running the three embedded benchmarks on the ${backend} backend into ${resultsDir}\n`,
     );
     // And with the baseline's forward precision, unless BENCH_FORWARD names one.
-    const forward = process.env.BENCH_FORWARD ? forwardFromEnv() : (expected?.forward ?? 'f32');
+    const forward = process.env.BENCH_FORWARD ? forwardPrecision() : (expected?.forward ?? 'f32');
     await withRunLock(resultsDir, 'bench regress', args['steal-lock'], () =>
       runEmbeddedBenchmarks(resultsDir, backend, args.quiet, args.workers, args.method ?? ['all'], forward),
     );

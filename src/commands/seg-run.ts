@@ -4,7 +4,7 @@ import { withRunLock } from '../benchmarks/run-lock.js';
 import { runSegmentation } from '../benchmarks/segmentation.js';
 import { EMBEDDED } from '../embedded.js';
 import { loadMethods } from '../methods/plugins.js';
-import { forwardPrecision } from '../models/vit-f64.js';
+import { forwardPrecision } from '../models/forward-precision.js';
 import { expectedSegmentationTable, readExpectedFile } from '../reports/regression.js';
 import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
 import { defaultOutDir, loadModelFromArgs, shardFromArgs, startBackend } from './common.js';

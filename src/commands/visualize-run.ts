@@ -5,7 +5,7 @@ import { runVisualize } from '../benchmarks/visualize.js';
 import { openImageFolder } from '../datasets/imagenet-folder.js';
 import { EMBEDDED } from '../embedded.js';
 import { loadMethods } from '../methods/plugins.js';
-import { forwardPrecision } from '../models/vit-f64.js';
+import { forwardPrecision } from '../models/forward-precision.js';
 import { checkOutputPath } from '../util/files.js';
 import { defaultOutDir, loadModelFromArgs, shardFromArgs, startBackend } from './common.js';
 import type { VisualizeArgs } from './visualize.js';

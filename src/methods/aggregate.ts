@@ -1,6 +1,6 @@
 import { hostReadable } from '../engine/ops.js';
 import * as tf from '../engine/tf.js';
-import { forwardPrecision } from '../models/vit-f64.js';
+import { forwardPrecision } from '../models/forward-precision.js';
 import type { ModelInfo } from './model-pass.js';
 import type { MethodOptions } from './types.js';
 

@@ -1,8 +1,9 @@
 import { f64Products } from '../engine/f64-matmul.js';
 import * as tf from '../engine/tf.js';
 import type { BertForSequenceClassification } from '../models/bert.js';
+import { forwardPrecision } from '../models/forward-precision.js';
 import type { VisionTransformer } from '../models/vit.js';
-import { forwardPrecision, vitForwardF64 } from '../models/vit-f64.js';
+import { vitForwardF64 } from '../models/vit-f64.js';
 import { bertPass, type ModelPass, vitPass } from './model-pass.js';
 import { type ClassRequest, PassContext } from './pass.js';
 import { checkMethodOutput, checkNoNaN } from './plugins.js';

@@ -18,6 +18,7 @@
 import type { F64MatMul } from '../engine/f64-matmul.js';
 import { loadOnnxRuntime } from '../engine/onnx.js';
 import * as tf from '../engine/tf.js';
+import { forwardPrecision } from './forward-precision.js';
 import type { BlockTrace, VisionTransformer, VitTrace } from './vit.js';
 
 /** The trace's values as host arrays (float32, each rounded once from float64), shapes as in VitTrace. */
@@ -49,19 +50,6 @@ interface HostWeights {
     fc1: HostLinear;
     fc2: HostLinear;
   }[];
-}
-
-export type ForwardPrecision = 'f32' | 'f64';
-export const FORWARD_CHOICES = ['f32', 'f64'] as const;
-
-/**
- * The forward precision of this process, from `BENCH_FORWARD` (set by the commands' --forward; worker threads
- * inherit it with the environment): f32 (the default) = the backend's own forward; f64 = this module.
- */
-export function forwardPrecision(): ForwardPrecision {
-  const v = process.env.BENCH_FORWARD || 'f32';
-  if (v === 'f32' || v === 'f64') return v;
-  throw new Error(`BENCH_FORWARD must be f32 or f64, not '${v}'`);
 }
 
 /** One line for the logs: the forward precision in use and what computes its products. */

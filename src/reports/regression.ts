@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { FileFormatError } from '../formats/host-tensor.js';
+import { FORWARD_CHOICES, type ForwardPrecision } from '../models/forward-precision.js';
 import { type BenchmarkName, type BenchmarkRun, latestRun, type ResultsIndex } from './results-index.js';
 
 /**
@@ -54,7 +55,7 @@ export interface ExpectedFile {
    * The forward precision a baseline was made with (`--forward`: f32 or f64); the embedded runs of `bench regress`
    * use it unless BENCH_FORWARD says otherwise. The ill-conditioned methods' numbers depend on it.
    */
-  forward?: 'f32' | 'f64';
+  forward?: ForwardPrecision;
   benchmarks: Partial<Record<BenchmarkName, ExpectedBenchmark>>;
   [extra: string]: unknown;
 }
@@ -97,7 +98,7 @@ export function readExpectedFile(file: string): ExpectedFile {
     if (typeof b.numbers !== 'object' || b.numbers === null)
       throw new FileFormatError(file, `benchmarks.${name}: no "numbers" object`);
   }
-  if (f.forward !== undefined && f.forward !== 'f32' && f.forward !== 'f64')
+  if (f.forward !== undefined && !FORWARD_CHOICES.includes(f.forward))
     throw new FileFormatError(file, `"forward" must be "f32" or "f64", not ${JSON.stringify(f.forward)}`);
   for (const [backend, bt] of Object.entries(f.backendTolerances ?? {})) {
     const where = `backendTolerances.${backend}`;

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import type { BackendChoice } from '../../src/engine/backend.js';
 import { explain } from '../../src/methods/explain.js';
 import { PAPER_METHODS } from '../../src/methods/registry.js';
-import { type ForwardPrecision, forwardPrecision } from '../../src/models/vit-f64.js';
+import { type ForwardPrecision, forwardPrecision } from '../../src/models/forward-precision.js';
 import { assertClose, maxAbs, maxAbsDiff, pearson } from './compare.js';
 import {
   GOLDEN_NAME,
