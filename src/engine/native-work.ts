@@ -20,14 +20,9 @@ const releases: (() => Promise<void>)[] = [];
 const heldListeners: (() => void)[] = [];
 let settling = false;
 
-/** True once this thread holds a native resource (it then needs settleNative() before it ends). */
-export function holdsNative(): boolean {
-  return releases.length > 0;
-}
-
 /** Calls `listener` when this thread first holds a native resource (at once if it already does). */
 export function onNativeHeld(listener: () => void): void {
-  if (holdsNative()) listener();
+  if (releases.length > 0) listener();
   else heldListeners.push(listener);
 }
 

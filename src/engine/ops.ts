@@ -17,18 +17,18 @@ const SPLIT_MIN_WORK = 1_500_000;
 /** Whether safeDivide may use the fused kernel (registered for wasm by platform-fixes.ts). */
 let fusedSafeDivide = false;
 
-/** Whether sumPerSample accumulates on the host in float64 (backends with synchronous reads). */
-let hostSums = true;
-
-/** Whether this backend's tensors can be read synchronously (all but webgpu in Node). */
+/**
+ * Whether the backend in use can read its tensors synchronously (all but webgpu in Node). Where it can,
+ * sumPerSample and the float64 rollout (methods/aggregate.ts) work on the host in float64; where it cannot,
+ * explain() finds the top class with a pass of its own (methods/explain.ts).
+ */
 export function hostReadable(): boolean {
-  return hostSums;
+  return tf.getBackend() !== 'webgpu';
 }
 
 /** Call after applyPlatformFixes(backendName). */
 export function configureOps(backendName: string): void {
   splitBatched = backendName === 'wasm';
-  hostSums = backendName !== 'webgpu';
   fusedSafeDivide = tf.getKernel(SAFE_DIVIDE_KERNEL, backendName) !== undefined;
 }
 
@@ -188,7 +188,7 @@ export function geluGrad<T extends tf.Tensor>(z: T): T {
  */
 export function sumPerSample(x: tf.Tensor): tf.Tensor {
   const axes = [...Array(x.rank).keys()].slice(1);
-  if (!hostSums) return tf.sum(x, axes, true);
+  if (!hostReadable()) return tf.sum(x, axes, true);
   const B = x.shape[0]!;
   const data = x.dataSync() as Float32Array;
   const n = data.length / B;

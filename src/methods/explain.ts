@@ -1,4 +1,5 @@
 import { f64Products } from '../engine/f64-matmul.js';
+import { hostReadable } from '../engine/ops.js';
 import * as tf from '../engine/tf.js';
 import type { BertForSequenceClassification } from '../models/bert.js';
 import { forwardPrecision } from '../models/forward-precision.js';
@@ -119,7 +120,7 @@ async function topClassesFirst(
   makePass: () => ModelPass,
   request: ClassRequest,
 ): Promise<ClassRequest | { lrp: number[]; classifier: number[] }> {
-  if (request !== 'top' || !asyncReadsOnly()) return request;
+  if (request !== 'top' || hostReadable()) return request;
   const [lrp, classifier] = tf.tidy(() => {
     const pass = makePass();
     return [tf.argMax(pass.logits('lrp'), 1), tf.argMax(pass.logits('classifier'), 1)];
@@ -130,9 +131,6 @@ async function topClassesFirst(
     tf.dispose([lrp, classifier]);
   }
 }
-
-/** Backends whose tensors cannot be read synchronously. */
-const asyncReadsOnly = () => tf.getBackend() === 'webgpu';
 
 async function run(
   makePass: () => ModelPass,
