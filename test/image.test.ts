@@ -11,6 +11,7 @@ import {
   decodeImage,
   decodeImageBuffer,
   normalizeCHW,
+  normalizeCHWF64,
   type RgbImage,
   toModelInput,
   toUnitCHW,
@@ -310,6 +311,39 @@ describe('ToTensor and Normalize in float32 like torch', () => {
     for (let i = 0; i < norm.length; i++) assert.equal(norm[i], Math.fround(Math.fround(unit[i]! - 0.5) / 0.5));
     assert.throws(() => normalizeCHW(unit, [0.5, 0.5, 0.5], [1, 0, 1]), RangeError);
     assert.throws(() => toModelInput(rgb, { width: 5, height: 4 }, [0.5], [0.5]), RangeError);
+  });
+});
+
+describe('ToTensor and Normalize in float64 (the float64 forward)', () => {
+  test('8-bit samples are taken as u/255 exactly, as torch with float64 as its default dtype', () => {
+    const data = new Uint8Array(256 * 3);
+    for (let v = 0; v < 256; v++) data.fill(v, v * 3, v * 3 + 3);
+    const mean = [0.485, 0.456, 0.406];
+    const std = [0.229, 0.224, 0.225];
+    const unit = toUnitCHW({ width: 256, height: 1, data }, { width: 256, height: 1 });
+    const x = normalizeCHWF64(unit, mean, std);
+    for (let c = 0; c < 3; c++)
+      for (let v = 0; v < 256; v++)
+        assert.equal(x[c * 256 + v], (v / 255 - mean[c]!) / std[c]!, `channel ${c}, byte ${v}`);
+    // numpy float64: (np.arange(256) / 255 - 0.456) / 0.224, element 128.
+    assert.equal(x[256 + 128], 0.20518207282913153);
+    // The float32 input differs from it (that is the point): ToTensor's float32 rounding of 128/255.
+    assert.notEqual(normalizeCHW(unit, mean, std)[256 + 128], x[256 + 128]);
+  });
+
+  test('values that are not 8-bit samples are taken as they are', () => {
+    const unit = Float32Array.from([0.3, -0.25, 1.5, 0, 1, 128 / 255]);
+    const x = normalizeCHWF64(unit, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]);
+    assert.deepEqual(Array.from(x), [
+      (Math.fround(0.3) - 0.5) / 0.5,
+      (-0.25 - 0.5) / 0.5,
+      (1.5 - 0.5) / 0.5,
+      -1,
+      1,
+      (128 / 255 - 0.5) / 0.5,
+    ]);
+    assert.throws(() => normalizeCHWF64(unit, [0.5, 0.5, 0.5], [1, 0, 1]), RangeError);
+    assert.throws(() => normalizeCHWF64(unit, [0.5, 0.5], [0.5, 0.5, 0.5]), RangeError);
   });
 });
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
+import { normalizeCHWF64 } from '../data/image.js';
 import { type GtsegsDataset, openGtsegs, preprocessSegItem } from '../datasets/gtsegs.js';
 import type { BackendChoice } from '../engine/backend.js';
 import * as tf from '../engine/tf.js';
@@ -19,6 +20,7 @@ import {
   type SegmentationResult,
   segmentImage,
 } from '../metrics/segmentation.js';
+import { forwardPrecision } from '../models/forward-precision.js';
 import type { ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { overlayHeatmap, writePanelsPng } from '../reports/overlay.js';
@@ -557,7 +559,10 @@ export async function evaluateSegImage(
   const pre = preprocessSegItem(item, { height: c.img_size, width: c.img_size }, c.mean, c.std);
   const t0 = performance.now();
   const input = tf.tensor4d(pre.input, [1, c.in_chans, c.img_size, c.img_size]);
-  const ex = await explain(model, input, methods, { startLayer });
+  const ex = await explain(model, input, methods, {
+    startLayer,
+    input64: forwardPrecision() === 'f64' ? normalizeCHWF64(pre.unit, c.mean, c.std) : undefined,
+  });
   input.dispose();
   const sharedSeconds = (performance.now() - t0) / 1000;
   return {

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { normalizeCHW } from '../data/image.js';
+import { normalizeCHW, normalizeCHWF64 } from '../data/image.js';
 import type { ImageFolder, ImageFolderOptions } from '../datasets/imagenet-folder.js';
 import type { BackendChoice } from '../engine/backend.js';
 import * as tf from '../engine/tf.js';
@@ -9,6 +9,7 @@ import { type ExplAttrs, ExplanationWriter } from '../formats/expl-hdf5.js';
 import { explain } from '../methods/explain.js';
 import { pluginFiles } from '../methods/plugins.js';
 import type { ExplanationMethod } from '../methods/types.js';
+import { forwardPrecision } from '../models/forward-precision.js';
 import type { ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { diskFullOr, writeJsonAtomic } from '../util/files.js';
@@ -108,7 +109,11 @@ export async function explainLoadedVisImage(
   const c = model.config;
   const t0 = performance.now();
   const x = tf.tensor4d(normalizeCHW(image, c.mean, c.std), [1, c.in_chans, c.img_size, c.img_size]);
-  const ex = await explain(model, x, methods, { classes: visClass === 'top' ? 'top' : label, startLayer });
+  const ex = await explain(model, x, methods, {
+    classes: visClass === 'top' ? 'top' : label,
+    startLayer,
+    input64: forwardPrecision() === 'f64' ? normalizeCHWF64(image, c.mean, c.std) : undefined,
+  });
   x.dispose();
   return {
     index: i,

@@ -1,12 +1,21 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
-import { decodeImage, type RgbImage, resizeRgb, toModelInput, unitCHWToRgb } from '../data/image.js';
+import {
+  decodeImage,
+  normalizeCHW,
+  normalizeCHWF64,
+  type RgbImage,
+  resizeRgb,
+  toUnitCHW,
+  unitCHWToRgb,
+} from '../data/image.js';
 import { EMBEDDED } from '../embedded.js';
 import * as tf from '../engine/tf.js';
 import { FileFormatError } from '../formats/host-tensor.js';
 import { readNpy } from '../formats/npy.js';
 import { type Explanation, explain } from '../methods/explain.js';
 import { loadMethods } from '../methods/plugins.js';
+import { forwardPrecision } from '../models/forward-precision.js';
 import type { VisionTransformer } from '../models/vit.js';
 import type { VitConfig } from '../models/vit-config.js';
 import { overlayHeatmap, writePanelsPng } from '../reports/overlay.js';
@@ -33,6 +42,8 @@ function isTextRun(args: ExplainArgs): boolean {
 /** A model input ready for the engine, plus the RGB picture to draw overlays on. */
 interface PreparedInput {
   tensor: Float32Array; // [C, H, W], normalised
+  /** The same in float64 (a float64 .npy, or normalizeCHWF64 of the image with --forward f64). */
+  tensor64?: Float64Array;
   picture: RgbImage; // model-size RGB
 }
 
@@ -52,12 +63,18 @@ export async function prepareInput(file: string, cfg: VitConfig): Promise<Prepar
       throw new FileFormatError(file, 'expected a float32 (or float64) array');
     }
     const tensor = Float32Array.from(t.data);
+    const tensor64 = t.data instanceof Float64Array ? t.data : undefined;
     if (tensor.some((v) => !Number.isFinite(v)))
       throw new FileFormatError(file, 'the tensor contains NaN or infinite values');
-    return { tensor, picture: denormalize(tensor, cfg) };
+    return { tensor, tensor64, picture: denormalize(tensor, cfg) };
   }
   const rgb = await decodeImage(file);
-  return { tensor: toModelInput(rgb, size, cfg.mean, cfg.std), picture: resizeRgb(rgb, size) };
+  const unit = toUnitCHW(rgb, size);
+  return {
+    tensor: normalizeCHW(unit, cfg.mean, cfg.std),
+    tensor64: forwardPrecision() === 'f64' ? normalizeCHWF64(unit, cfg.mean, cfg.std) : undefined,
+    picture: resizeRgb(rgb, size),
+  };
 }
 
 /** Undo the normalisation of a [C,H,W] tensor into an RGB picture (for overlays of .npy inputs). */
@@ -149,7 +166,11 @@ export async function runExplain(
   const prepared = await prepareInput(inputFile, model.config);
   const c = model.config;
   const input = tf.tensor4d(prepared.tensor, [1, c.in_chans, c.img_size, c.img_size]);
-  const ex = await explain(model, input, methods, { classes: args.class ?? 'top', startLayer: args['start-layer'] });
+  const ex = await explain(model, input, methods, {
+    classes: args.class ?? 'top',
+    startLayer: args['start-layer'],
+    input64: prepared.tensor64,
+  });
   input.dispose();
   const logits = ex.logits[0]!;
   const top5 = [...logits.keys()].sort((a, b) => logits[b]! - logits[a]!).slice(0, 5);

@@ -219,6 +219,40 @@ export function normalizeCHW(chw: Float32Array, mean: readonly number[], std: re
   return out;
 }
 
+/**
+ * The float64 twin of normalizeCHW, for the float64 forward pass (`--forward f64`): what torch computes when its
+ * default dtype is float64, as the official code's float64 runs do. There `ToTensor` gives u/255 in float64 for an
+ * 8-bit sample u, and `Normalize` works in float64. A value of `chw` that is the float32 rounding of u/255 (as
+ * toUnitCHW makes every value of a decoded image) is taken as u/255 exactly; any other value as it is.
+ *
+ * Why it matters: the ill-conditioned methods are that sensitive to their input. On the golden perturbation run,
+ * feeding the float32-rounded image to the official code in float64 moved its transformer attribution map by
+ * 6.9e-5 of max (image 16), enough to change the pixels removed at a step.
+ */
+export function normalizeCHWF64(chw: Float32Array, mean: readonly number[], std: readonly number[]): Float64Array {
+  const channels = mean.length;
+  if (channels === 0 || std.length !== channels) {
+    throw new RangeError(`mean and std need one value per channel, got ${mean.length} and ${std.length}`);
+  }
+  if (chw.length % channels !== 0) {
+    throw new RangeError(`tensor of ${chw.length} values is not ${channels} equal channel planes`);
+  }
+  const plane = chw.length / channels;
+  const out = new Float64Array(chw.length);
+  for (let c = 0; c < channels; c++) {
+    const m = mean[c]!;
+    const s = std[c]!;
+    if (s === 0) throw new RangeError(`std[${c}] is zero, normalisation would divide by zero`);
+    for (let i = c * plane; i < (c + 1) * plane; i++) {
+      const v = chw[i]!;
+      const u = Math.round(v * 255);
+      const x = u >= 0 && u <= 255 && UNIT[u] === v ? u / 255 : v;
+      out[i] = (x - m) / s;
+    }
+  }
+  return out;
+}
+
 /** The model input: bilinear resize (Pillow), `ToTensor`, `Normalize(mean, std)`; float32, CHW, C = 3. */
 export function toModelInput(
   rgb: RgbImage,

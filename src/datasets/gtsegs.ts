@@ -17,7 +17,7 @@
  */
 import fs from 'node:fs';
 import h5wasm, { Dataset, Group, Reference } from 'h5wasm/node';
-import { type ImageSize, type RgbImage, resizeRgb, toModelInput } from '../data/image.js';
+import { type ImageSize, normalizeCHW, type RgbImage, resizeRgb, toUnitCHW } from '../data/image.js';
 import { resizeNearest } from '../data/pillow-resize.js';
 import { FileFormatError, shapeString } from '../formats/host-tensor.js';
 import { isMat5Header, type MatValue, parseMat5 } from '../formats/mat5.js';
@@ -669,6 +669,8 @@ export async function openGtsegs(file: string, opts: GtsegsOpenOptions = {}): Pr
 export interface SegModelInput {
   /** The normalised model input, float32 CHW (3 × size.height × size.width). */
   input: Float32Array;
+  /** The [0, 1] image before normalisation (ToTensor's output), float32 CHW. */
+  unit: Float32Array;
   /** The NEAREST-resized mask, size.height × size.width, 0/1. */
   label: Uint8Array;
   /** The bilinear-resized RGB image the input was computed from (for overlays). */
@@ -686,9 +688,10 @@ export function preprocessSegItem(
   std: readonly number[],
 ): SegModelInput {
   const picture = resizeRgb(item.image, size);
-  // `picture` already has the target size, so toModelInput does not resize again.
-  const input = toModelInput(picture, size, mean, std);
+  // `picture` already has the target size, so toUnitCHW does not resize again.
+  const unit = toUnitCHW(picture, size);
+  const input = normalizeCHW(unit, mean, std);
   const { width, height, data } = item.mask;
   const label = resizeNearest(data, width, height, 1, size.width, size.height);
-  return { input, label, picture };
+  return { input, unit, label, picture };
 }

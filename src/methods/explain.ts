@@ -16,6 +16,11 @@ export interface ExplainOptions {
   classes?: ClassRequest;
   /** First block of the rollouts; default: each method's reference default (ViT 1; BERT see the methods). */
   startLayer?: number;
+  /**
+   * With the float64 forward (`--forward f64`): the normalised input in float64, as a float64 reference computes it
+   * from the image (normalizeCHWF64). Default: the values of the float32 input.
+   */
+  input64?: Float64Array;
 }
 
 export interface MethodMaps {
@@ -57,9 +62,17 @@ export async function explain(
   const c = model.config;
   const size = [c.img_size, c.img_size];
   const B = input.shape[0];
+  if (opts.input64 && opts.input64.length !== input.size) {
+    throw new RangeError(`input64 has ${opts.input64.length} values, the input ${input.size}`);
+  }
   const host =
     forwardPrecision() === 'f64'
-      ? await vitForwardF64(model, (await input.data()) as Float32Array, B, (await f64Products()).matmul)
+      ? await vitForwardF64(
+          model,
+          opts.input64 ?? ((await input.data()) as Float32Array),
+          B,
+          (await f64Products()).matmul,
+        )
       : undefined;
   return run(
     () => vitPass(model, input, host),

@@ -25,6 +25,7 @@ import type { BlockTrace, VisionTransformer, VitTrace } from './vit.js';
 export interface HostVitTrace {
   batch: number;
   patches: Float32Array;
+  patchProduct: Float32Array;
   tokens: Float32Array;
   blocks: Record<Exclude<keyof BlockTrace, 'products'> | 'qkvP' | 'projP' | 'fc1P' | 'fc2P', Float32Array>[];
   out: Float32Array;
@@ -164,11 +165,12 @@ function add(a: Float64Array, b: Float64Array): Float64Array {
 const f32 = (x: Float64Array) => Float32Array.from(x);
 
 /**
- * The forward trace of `input` (normalised [B, C, H, W], row-major) in float64, each value rounded to float32 once.
+ * The forward trace of `input` (normalised [B, C, H, W], row-major; float32 values, or float64 ones from
+ * normalizeCHWF64) in float64, each value rounded to float32 once.
  */
 export async function vitForwardF64(
   model: VisionTransformer,
-  input: Float32Array,
+  input: Float32Array | Float64Array,
   B: number,
   matmul: F64MatMul,
 ): Promise<HostVitTrace> {
@@ -196,7 +198,8 @@ export async function vitForwardF64(
           for (let x = 0; x < p; x++)
             patches[row + (ch * p + y) * p + x] = input[((b * C + ch) * S + gy * p + y) * S + gx * p + x]!;
     }
-  const emb = addBias(await lin(patches, w.patch), w.patch.b);
+  const patchProduct = await lin(patches, w.patch);
+  const emb = addBias(patchProduct, w.patch.b);
   const tokens = new Float64Array(B * N * D);
   for (let b = 0; b < B; b++) {
     tokens.set(w.cls, b * N * D);
@@ -227,8 +230,9 @@ export async function vitForwardF64(
             kT[((b * H + h) * d + j) * N + n] = k[t]!;
           }
       }
-    const A = await matmul(q, kT, B * H, N, d, N);
-    for (let i = 0; i < A.length; i++) A[i]! *= scale;
+    const scores = await matmul(q, kT, B * H, N, d, N);
+    const A = new Float64Array(scores.length);
+    for (let i = 0; i < A.length; i++) A[i] = scores[i]! * scale;
     softmaxRows(A, N);
     const oh = await matmul(A, v, B * H, N, N, d);
     const o = new Float64Array(B * N * D);
@@ -254,6 +258,7 @@ export async function vitForwardF64(
       k: f32(k),
       kT: f32(kT),
       v: f32(v),
+      scores: f32(scores),
       A: f32(A),
       o: f32(o),
       a: f32(a),
@@ -269,7 +274,14 @@ export async function vitForwardF64(
     });
     x = out;
   }
-  return { batch: B, patches: f32(patches), tokens: f32(tokens), blocks, out: f32(x) };
+  return {
+    batch: B,
+    patches: f32(patches),
+    patchProduct: f32(patchProduct),
+    tokens: f32(tokens),
+    blocks,
+    out: f32(x),
+  };
 }
 
 /** The trace as tensors (call inside tf.tidy): what `VisionTransformer.forward(input)` returns. */
@@ -286,6 +298,7 @@ export function traceFromHost(model: VisionTransformer, host: HostVitTrace, inpu
     batch: B,
     input,
     patches: t2(host.patches, c.in_chans * c.patch_size * c.patch_size),
+    patchProduct: t2(host.patchProduct, D),
     tokens: tf.tensor3d(host.tokens, [B, N, D]),
     blocks: host.blocks.map((b) => ({
       x: t2(b.x, D),
@@ -294,6 +307,7 @@ export function traceFromHost(model: VisionTransformer, host: HostVitTrace, inpu
       k: t3(b.k, N, d),
       kT: t3(b.kT, d, N),
       v: t3(b.v, N, d),
+      scores: t3(b.scores, N, N),
       A: t3(b.A, N, N),
       o: t2(b.o, D),
       a: t2(b.a, D),

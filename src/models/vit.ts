@@ -26,6 +26,7 @@ export interface BlockTrace {
   k: tf.Tensor3D;
   kT: tf.Tensor3D; // [BH, d, N]
   v: tf.Tensor3D;
+  scores: tf.Tensor3D; // q·kᵀ before the scale [BH, N, N]
   A: tf.Tensor3D; // softmax attention [BH, N, N]
   o: tf.Tensor2D; // merged head outputs [BN, D]
   a: tf.Tensor2D; // attention branch output
@@ -44,6 +45,8 @@ export interface VitTrace {
   input: tf.Tensor4D;
   /** im2col patches [B·P, C·p·p], row = patch in row-major grid order, columns in (channel, row, col). */
   patches: tf.Tensor2D;
+  /** The patch embedding's product patches·Wᵀ, without its bias [B·P, D]. */
+  patchProduct: tf.Tensor2D;
   /** Token embeddings after the CLS concat, before the position add [B, N, D]. */
   tokens: tf.Tensor3D;
   blocks: BlockTrace[];
@@ -85,7 +88,7 @@ export class VisionTransformer {
 
   /** input: normalised [B, C, H, W]. Must be called inside tf.tidy (or its trace disposed by the caller). */
   forward(input: tf.Tensor4D): VitTrace {
-    const { B, patches, tokens, x: x0 } = this.embed(input);
+    const { B, patches, patchProduct, tokens, x: x0 } = this.embed(input);
     let x = x0;
     const blocks: BlockTrace[] = [];
     for (const bw of this.weights.blocks) {
@@ -94,7 +97,7 @@ export class VisionTransformer {
       blocks.push({ x: inp, ...rest });
       x = out;
     }
-    return { batch: B, input, patches, tokens, blocks, out: x };
+    return { batch: B, input, patches, patchProduct, tokens, blocks, out: x };
   }
 
   /**
@@ -119,7 +122,13 @@ export class VisionTransformer {
   }
 
   /** Patch embedding, CLS token and position embedding: the tokens [B·N, D] the first block takes. */
-  private embed(input: tf.Tensor4D): { B: number; patches: VitTrace['patches']; tokens: tf.Tensor3D; x: tf.Tensor2D } {
+  private embed(input: tf.Tensor4D): {
+    B: number;
+    patches: tf.Tensor2D;
+    patchProduct: tf.Tensor2D;
+    tokens: tf.Tensor3D;
+    x: tf.Tensor2D;
+  } {
     const c = this.config;
     const [B, C, H, W] = input.shape;
     if (C !== c.in_chans || H !== c.img_size || W !== c.img_size) {
@@ -130,11 +139,12 @@ export class VisionTransformer {
     const D = c.embed_dim;
     const w = this.weights;
     const patches = im2col(input, c.patch_size);
-    const emb = tf.reshape(w.patchEmbed.forward(patches), [B, this.geo.numPatches, D]);
+    const patchProduct = w.patchEmbed.product(patches);
+    const emb = tf.reshape(withBias(patchProduct, w.patchEmbed.b), [B, this.geo.numPatches, D]);
     const cls = tf.tile(tf.reshape(w.clsToken, [1, 1, D]), [B, 1, 1]);
     const tokens = tf.concat([cls, emb], 1) as tf.Tensor3D;
     const x = tf.reshape(tf.add(tokens, w.posEmbed), [B * this.geo.numTokens, D]) as tf.Tensor2D;
-    return { B, patches, tokens, x };
+    return { B, patches, patchProduct, tokens, x };
   }
 
   /** One transformer block on tokens `inp` [B·N, D]: its trace (what the relevance passes need) and output. */
@@ -151,7 +161,8 @@ export class VisionTransformer {
         splitHeads(tf.slice(qkv, [0, part * D], [-1, D]) as tf.Tensor2D, B, Hh, N, d),
       ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
       const kT = tT(k);
-      const A = tf.softmax(tf.mul(bmm(q, kT), this.geo.scale)) as tf.Tensor3D;
+      const scores = bmm(q, kT);
+      const A = tf.softmax(tf.mul(scores, this.geo.scale)) as tf.Tensor3D;
       const o = mergeHeads(bmm(A, v), B, Hh, N, d);
       products.proj = bw.proj.product(o);
       const a = withBias(products.proj, bw.proj.b);
@@ -162,7 +173,7 @@ export class VisionTransformer {
       const g = gelu(z1);
       products.fc2 = bw.fc2.product(g);
       const m = withBias(products.fc2, bw.fc2.b);
-      return { n1, q, k, kT, v, A, o, a, products, h1, n2, z1, g, m, out: tf.add(h1, m) as tf.Tensor2D };
+      return { n1, q, k, kT, v, scores, A, o, a, products, h1, n2, z1, g, m, out: tf.add(h1, m) as tf.Tensor2D };
     }) as unknown as Omit<BlockTrace, 'x'> & { out: tf.Tensor2D };
   }
 
@@ -249,22 +260,22 @@ export class VisionTransformer {
       const last = l === stop;
       // One scope per block, so a deep pass holds only what it carries to the next block.
       const [rA, rNext] = tf.tidy(() => {
-        const [rRes2, rM] = rules.add(perSample(t.h1), perSample(t.m), perSample(R));
+        // Each rule divides by its layer's output as the forward pass computed it (rules/common.ts).
+        const out = l + 1 < c.depth ? trace.blocks[l + 1]!.x : trace.out;
+        const [rRes2, rM] = rules.add(perSample(t.h1), perSample(t.m), perSample(R), perSample(out));
         const rG = rules.linear(bw.fc2, t.g, tf.reshape(rM, t.m.shape), t.products.fc2);
         const rN2 = rules.linear(bw.fc1, t.n2, rG, t.products.fc1); // GELU and LayerNorm are identities
         const rH1 = cloneRule(t.h1, [tf.reshape(rRes2, t.h1.shape), rN2]);
-        const [rRes1, rAttn] = rules.add(perSample(t.x), perSample(t.a), perSample(rH1));
+        const [rRes1, rAttn] = rules.add(perSample(t.x), perSample(t.a), perSample(rH1), perSample(t.h1));
         const rO = splitHeads(rules.linear(bw.proj, t.o, tf.reshape(rAttn, t.a.shape), t.products.proj), B, Hh, N, d);
-        const [rA, rV] = productRule(t.A, t.v, rO).map((r) => tf.mul(r, 0.5) as tf.Tensor3D) as [
-          tf.Tensor3D,
-          tf.Tensor3D,
-        ];
+        const [rA, rV] = productRule(t.A, t.v, rO, splitHeads(t.o, B, Hh, N, d)).map(
+          (r) => tf.mul(r, 0.5) as tf.Tensor3D,
+        ) as [tf.Tensor3D, tf.Tensor3D];
         if (last) return [rA];
         // Softmax and the score scale are identities for relevance (quirk Q7).
-        const [rQ, rK] = productTransposedRule(t.q, t.k, t.kT, rA).map((r) => tf.mul(r, 0.5) as tf.Tensor3D) as [
-          tf.Tensor3D,
-          tf.Tensor3D,
-        ];
+        const [rQ, rK] = productTransposedRule(t.q, t.k, t.kT, rA, t.scores).map(
+          (r) => tf.mul(r, 0.5) as tf.Tensor3D,
+        ) as [tf.Tensor3D, tf.Tensor3D];
         const rN1 = rules.linear(bw.qkv, t.n1, mergeQkv(rQ, rK, rV, B, Hh, N, d), t.products.qkv);
         return [rA, cloneRule(t.x, [tf.reshape(rRes1, t.x.shape), rN1])];
       }) as [tf.Tensor3D, tf.Tensor2D | undefined];
@@ -274,7 +285,12 @@ export class VisionTransformer {
       R = rNext!;
     }
     // Position add, then the patch embedding; the CLS token's and pos_embed's shares are dropped (Q30).
-    const [rTok] = rules.add(trace.tokens, tf.reshape(w.posEmbed, [1, N, D]), tf.reshape(R, [B, N, D]));
+    const [rTok] = rules.add(
+      trace.tokens,
+      tf.reshape(w.posEmbed, [1, N, D]),
+      tf.reshape(R, [B, N, D]),
+      tf.reshape(trace.blocks[0]!.x, [B, N, D]),
+    );
     const P = this.geo.numPatches;
     const rPatches = tf.reshape(tf.slice(rTok, [0, 1, 0], [B, P, D]), [B * P, D]) as tf.Tensor2D;
     const flat = tf.reshape(trace.input, [B, -1]);
@@ -286,6 +302,7 @@ export class VisionTransformer {
       rPatches,
       rowsPerSample(tf.min(flat, 1)),
       rowsPerSample(tf.max(flat, 1)),
+      trace.patchProduct,
     );
     const { grid } = this.geo;
     const _p = c.patch_size;

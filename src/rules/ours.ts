@@ -31,9 +31,9 @@ export const oursRules: RuleSet = {
     });
   },
 
-  add(x0: tf.Tensor, x1: tf.Tensor, R: tf.Tensor): [tf.Tensor, tf.Tensor] {
+  add(x0: tf.Tensor, x1: tf.Tensor, R: tf.Tensor, z?: tf.Tensor): [tf.Tensor, tf.Tensor] {
     return tf.tidy(() => {
-      const S = safeDivide(R, tf.add(x0, x1));
+      const S = safeDivide(R, z ?? tf.add(x0, x1));
       const a = tf.mul(x0, S);
       const b = tf.mul(x1, S);
       const A = sumPerSample(a);

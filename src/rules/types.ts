@@ -18,8 +18,10 @@ export interface RuleSet {
   /**
    * z = x0 + x1 with batch axis first (x1 may broadcast against x0). Returns the relevance of each
    * operand, both shaped like R. Sums inside the rule are per sample, so a batch equals N single runs.
+   * `z`, when the caller kept it from the forward pass, is that sum (shaped like R); a rule then divides by it
+   * instead of adding the operands again (see ./common.ts, "Denominators from the forward pass").
    */
-  add(x0: tf.Tensor, x1: tf.Tensor, R: tf.Tensor): [tf.Tensor, tf.Tensor];
+  add(x0: tf.Tensor, x1: tf.Tensor, R: tf.Tensor, z?: tf.Tensor): [tf.Tensor, tf.Tensor];
 }
 
 export type RuleSetName = 'ours' | 'lrp';
