@@ -42,7 +42,11 @@ expectedBertKeys), with tiny_a's standard deviations as uniform amplitudes (amp 
 meta.json records the recipe and per tensor (base, amp), the first 8 values and the SHA-256 of its float32 bytes;
 test/helpers/formula-weights.ts rebuilds them (no weights file is stored).
 
-Token ids: [CLS]=1, [SEP]=2, [PAD]=0 (tiny_a's choice), the other tokens 3 + mix32(i + mix32(seq seed)) % (vocab - 3).
+Token ids: [CLS]=1, [SEP]=2, [PAD]=0 (tiny_a's choice), the other tokens 3 + mix32(i + mix32(seq seed)) % (vocab - 3);
+the seq seed is the first of s, s + 1000, ... whose outputs are finite and not all zeros in both precisions, with a
+top-2 margin >= 0.05 and the same argmax in float64 (meta.json lists the seeds rejected).
+Per output, meta.json also gives the float32 run's distance to its twin and a float32 noise scale: the distance to the
+twin of the same float32 calls on models whose every weight is moved one ulp up or down (4 random draws).
 Deterministic; torch 1 thread (and OPENBLAS_NUM_THREADS=1).
 """
 
