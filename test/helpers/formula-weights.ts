@@ -1,4 +1,6 @@
 import type { StateDict } from '../../src/formats/host-tensor.js';
+import type { BertConfig } from '../../src/models/bert-config.js';
+import { expectedBertKeys } from '../../src/models/bert-weights.js';
 import type { VitConfig } from '../../src/models/vit-config.js';
 import { expectedVitKeys } from '../../src/models/vit-weights.js';
 
@@ -50,6 +52,32 @@ export function formulaStateDict(cfg: VitConfig, seed: number): StateDict {
   let t = 0;
   for (const [key, shape] of expectedVitKeys(cfg)) {
     const { base, amp } = formulaKind(key, shape);
+    const n = shape.reduce((a, b) => a * b, 1);
+    sd.set(key, { shape, data: formulaTensor(seed, t++, n, base, amp) });
+  }
+  return sd;
+}
+
+/**
+ * (base, amp) of a BERT state-dict tensor, as scripts/golden/make-bert-geometries.py's weight_kind (the golden BERT
+ * geometries P1, P2): bert/tiny_a's standard deviations as uniform amplitudes (amp = std·√3).
+ */
+export function bertFormulaKind(key: string, shape: readonly number[]): { base: number; amp: number } {
+  const r3 = Math.sqrt(3);
+  if (key.endsWith('word_embeddings.weight')) return { base: 0, amp: 1.0 * r3 };
+  if (key.endsWith('position_embeddings.weight')) return { base: 0, amp: 0.5 * r3 };
+  if (key.endsWith('token_type_embeddings.weight')) return { base: 0, amp: 0.3 * r3 };
+  if (key.includes('LayerNorm.weight')) return { base: 1, amp: 0.1 * r3 };
+  if (key.endsWith('.bias')) return { base: 0, amp: 0.1 * r3 };
+  return { base: 0, amp: 1.2 * Math.sqrt(3 / shape[1]!) };
+}
+
+/** The whole BERT state dict of a golden BERT geometry, from its weight seed (t in expectedBertKeys order). */
+export function bertFormulaStateDict(cfg: BertConfig, seed: number): StateDict {
+  const sd: StateDict = new Map();
+  let t = 0;
+  for (const [key, shape] of expectedBertKeys(cfg)) {
+    const { base, amp } = bertFormulaKind(key, shape);
     const n = shape.reduce((a, b) => a * b, 1);
     sd.set(key, { shape, data: formulaTensor(seed, t++, n, base, amp) });
   }
