@@ -21,7 +21,7 @@ import { type BackendChoice, initBackend } from '../src/engine/backend.js';
 import { explain } from '../src/methods/explain.js';
 import { METHODS } from '../src/methods/registry.js';
 import { forwardPrecision } from '../src/models/forward-precision.js';
-import { describeForward } from '../src/models/vit-f64.js';
+import { describeForward } from '../src/models/host-f64.js';
 import { maxAbs, maxAbsDiff } from '../test/helpers/compare.js';
 import type { FormulaImage } from '../test/helpers/formula-weights.js';
 import {

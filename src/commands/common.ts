@@ -4,9 +4,10 @@ import { resolveShard, type Shard, shardSuffix } from '../benchmarks/shards.js';
 import { EMBEDDED } from '../embedded.js';
 import { type BackendChoice, type BackendInfo, initBackend } from '../engine/backend.js';
 import { FileFormatError, fsErrorReason } from '../formats/host-tensor.js';
+import type { ForwardPrecision } from '../models/forward-precision.js';
+import { describeForward } from '../models/host-f64.js';
 import { loadVit, type ModelSpec } from '../models/load.js';
 import type { VisionTransformer } from '../models/vit.js';
-import { describeForward } from '../models/vit-f64.js';
 import { traceStart } from '../util/trace.js';
 import { type ModelArgs, UsageError } from './options.js';
 
@@ -24,6 +25,12 @@ export async function startBackend(choice: BackendChoice, log: (s: string) => vo
  * The model the options name, or the embedded default model when none of --model, --model-config and
  * --weights is given.
  */
+/** Sets the forward precision of this process and of its worker threads (they inherit the environment), and logs it. */
+export function applyForward(forward: ForwardPrecision | undefined, log: (s: string) => void): void {
+  process.env.BENCH_FORWARD = forward ?? process.env.BENCH_FORWARD ?? 'f32';
+  log(`forward: ${describeForward()}`);
+}
+
 export function loadModelFromArgs(
   args: ModelArgs,
   log: (s: string) => void = (s) => process.stderr.write(`${s}\n`),
@@ -32,9 +39,7 @@ export function loadModelFromArgs(
   spec: ModelSpec;
 } {
   let spec: ModelSpec;
-  // Worker threads inherit the choice with the environment.
-  process.env.BENCH_FORWARD = args.forward ?? process.env.BENCH_FORWARD ?? 'f32';
-  log(`forward: ${describeForward()}`);
+  applyForward(args.forward, log);
   if (!args.model && !args['model-config'] && !args.weights) {
     spec = { configFile: EMBEDDED.model.config, weightsFile: EMBEDDED.model.weights, norm: args.norm };
     log(`model: embedded default (${EMBEDDED.model.weights})`);

@@ -7,10 +7,11 @@ import { loadEraserData, MOVIES_CLASSES } from '../datasets/eraser.js';
 import { EMBEDDED } from '../embedded.js';
 import { readInputFile } from '../formats/host-tensor.js';
 import { loadMethods } from '../methods/plugins.js';
+import { forwardPrecision } from '../models/forward-precision.js';
 import { loadBert } from '../models/load.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { checkOutputPath, writeJsonAtomic } from '../util/files.js';
-import { defaultOutDir, shardFromArgs, startBackend } from './common.js';
+import { applyForward, defaultOutDir, shardFromArgs, startBackend } from './common.js';
 import { type EraserArgs, WEIGHT_NAMES } from './eraser.js';
 import { UsageError } from './options.js';
 
@@ -43,6 +44,7 @@ export async function runEraserCommand(args: EraserArgs): Promise<void> {
   if (args.json) checkOutputPath(args.json, 'file', '--json');
   const { methods } = await loadMethods(args.method);
   const backend = await startBackend(args.backend, (s) => process.stderr.write(`${s}\n`));
+  applyForward(args.forward, (s) => process.stderr.write(`${s}\n`));
   const embedded = !args['data-dir'];
   const dataDir = args['data-dir'] ?? EMBEDDED.eraser.data;
   if (embedded) process.stderr.write(`data: embedded synthetic movie reviews (${dataDir})\n`);
@@ -74,6 +76,9 @@ export async function runEraserCommand(args: EraserArgs): Promise<void> {
     startLayer: args['start-layer'] ?? null,
     resetPerK: args['reset-per-k'],
     limit: args.limit ?? null,
+    // The float64 forward moves the ill-conditioned maps: a run does not resume under the other forward (absent for
+    // f32, as before the option reached BERT).
+    ...(forwardPrecision() === 'f64' ? { forward: 'f64' } : {}),
     shard: shard ?? null,
   };
   process.stderr.write(

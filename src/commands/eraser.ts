@@ -2,7 +2,8 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { EraserSplit } from '../datasets/eraser.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../engine/backend-choice.js';
 import { methodOptionHelp } from '../methods/names.js';
-import { SHARD_OPTION, STEAL_LOCK_OPTION } from './options.js';
+import type { ForwardPrecision } from '../models/forward-precision.js';
+import { FORWARD_OPTION, SHARD_OPTION, STEAL_LOCK_OPTION } from './options.js';
 
 /** Weight files looked for in --model-dir, in this order. */
 export const WEIGHT_NAMES = [
@@ -33,6 +34,7 @@ export interface EraserArgs {
   'steal-lock'?: boolean;
   quiet: boolean;
   backend: BackendChoice;
+  forward: ForwardPrecision;
 }
 
 export const eraserCommand: CommandModule<object, EraserArgs> = {
@@ -95,7 +97,8 @@ export const eraserCommand: CommandModule<object, EraserArgs> = {
         choices: BACKEND_CHOICES,
         default: 'auto' as BackendChoice,
         describe: 'TensorFlow.js backend',
-      }) as unknown as Argv<EraserArgs>,
+      })
+      .option('forward', FORWARD_OPTION) as unknown as Argv<EraserArgs>,
   handler: async (args: ArgumentsCamelCase<EraserArgs>) => {
     const { runEraserCommand } = await import('./eraser-run.js');
     await runEraserCommand(args);

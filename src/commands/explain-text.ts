@@ -8,7 +8,7 @@ import { loadBert } from '../models/load.js';
 import { tokenHtml, tokenTerminal } from '../reports/token-view.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { writeFileAtomic } from '../util/files.js';
-import { startBackend } from './common.js';
+import { applyForward, startBackend } from './common.js';
 import { resolveBertFiles } from './eraser-run.js';
 import type { ExplainArgs } from './explain.js';
 import { methodsJson } from './explain-run.js';
@@ -24,6 +24,7 @@ export async function runExplainText(args: ExplainArgs, log: (s: string) => void
   const say = toStdout ? (s: string) => process.stderr.write(`${s}\n`) : log;
   const { methods } = await loadMethods(args.method);
   const backend = await startBackend(args.backend, say);
+  applyForward(args.forward, say);
   const vocab =
     args.vocab ??
     (args['model-config'] && !args['model-dir'] ? join(dirname(args['model-config']), 'vocab.txt') : undefined);

@@ -53,13 +53,16 @@ export function withModelOptions<T>(y: Argv<T>) {
       describe:
         'TensorFlow.js backend (default: $BENCH_BACKEND, else auto); auto = native GPU package, then webgpu on a hardware GPU, then native CPU, then wasm, then cpu. webgpu: Dawn on a Vulkan driver (a software one only when asked for by name)',
     })
-    .option('forward', {
-      choices: FORWARD_CHOICES,
-      default: (process.env.BENCH_FORWARD || 'f32') as ForwardPrecision,
-      describe:
-        "precision of the ViT forward pass (default: $BENCH_FORWARD, else f32): f64 = products, LayerNorm, softmax and GELU in float64, each value rounded to float32 once (closer to float64 than the official float32 code; products on onnxruntime-node's double GEMM, else JavaScript); f32 = the backend's own",
-    });
+    .option('forward', FORWARD_OPTION);
 }
+
+/** The --forward option of every model-running command (ViT and BERT). */
+export const FORWARD_OPTION = {
+  choices: FORWARD_CHOICES,
+  default: (process.env.BENCH_FORWARD || 'f32') as ForwardPrecision,
+  describe:
+    "precision of the forward pass, ViT and BERT (default: $BENCH_FORWARD, else f32): f64 = products, LayerNorm, softmax and GELU in float64, each value rounded to float32 once, and the relevance rules divide by these values (closer to float64 than the official float32 code; products on onnxruntime-node's double GEMM, else JavaScript); f32 = the backend's own",
+} as const;
 
 /** The --shard option of seg, visualize and eraser. */
 export const SHARD_OPTION = {

@@ -87,6 +87,7 @@ export async function runEmbeddedBenchmarks(
     resume: false,
     quiet,
     backend,
+    forward,
   });
 }
 

@@ -2,6 +2,7 @@ import { f64Products } from '../engine/f64-matmul.js';
 import { hostReadable } from '../engine/ops.js';
 import * as tf from '../engine/tf.js';
 import type { BertForSequenceClassification } from '../models/bert.js';
+import { bertForwardF64 } from '../models/bert-f64.js';
 import { forwardPrecision } from '../models/forward-precision.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { vitForwardF64 } from '../models/vit-f64.js';
@@ -95,7 +96,7 @@ export async function explain(
  * per-token vector as the reference returns it, [CLS] and padding positions included; `map` is its
  * min–max normalisation (for display).
  */
-export function explainTokens(
+export async function explainTokens(
   model: BertForSequenceClassification,
   inputIds: Int32Array,
   attentionMask: Int32Array | undefined,
@@ -104,8 +105,12 @@ export function explainTokens(
   methods: readonly ExplanationMethod[],
   opts: ExplainOptions = {},
 ): Promise<Explanation> {
+  const host =
+    forwardPrecision() === 'f64'
+      ? await bertForwardF64(model, inputIds, attentionMask, batch, seqLen, (await f64Products()).matmul)
+      : undefined;
   return run(
-    () => bertPass(model, inputIds, attentionMask, batch, seqLen),
+    () => bertPass(model, inputIds, attentionMask, batch, seqLen, host),
     batch,
     methods,
     opts,

@@ -1,8 +1,9 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { BertForSequenceClassification } from '../models/bert.js';
+import { bertTraceFromHost, type HostBertTrace } from '../models/bert-f64.js';
 import type { AttentionGradients } from '../models/gradients.js';
 import type { VisionTransformer } from '../models/vit.js';
-import { type HostVitTrace, traceFromHost } from '../models/vit-f64.js';
+import { type HostVitTrace, headsFromHost, traceFromHost } from '../models/vit-f64.js';
 import type { RuleSet } from '../rules/types.js';
 import type { HeadKind } from './types.js';
 
@@ -51,7 +52,9 @@ export interface ModelInfo {
 export function vitPass(model: VisionTransformer, input: tf.Tensor4D, host?: HostVitTrace): ModelPass {
   const c = model.config;
   const trace = host ? traceFromHost(model, host, input) : model.forward(input);
-  const heads = { lrp: model.head(trace, c.lrp_final_norm_eps), classifier: model.head(trace, c.final_norm_eps) };
+  const heads = host
+    ? headsFromHost(host)
+    : { lrp: model.head(trace, c.lrp_final_norm_eps), classifier: model.head(trace, c.final_norm_eps) };
   const eps = (head: HeadKind) => (head === 'lrp' ? c.lrp_final_norm_eps : c.final_norm_eps);
   return {
     family: 'vit',
@@ -71,15 +74,21 @@ export function vitPass(model: VisionTransformer, input: tf.Tensor4D, host?: Hos
   };
 }
 
-/** A BERT pass over token ids [B, N] with an attention mask. Call inside tf.tidy. */
+/**
+ * A BERT pass over token ids [B, N] with an attention mask; with `host`, its forward trace computed beforehand in
+ * float64 (src/models/bert-f64.ts). Call inside tf.tidy.
+ */
 export function bertPass(
   model: BertForSequenceClassification,
   inputIds: Int32Array,
   attentionMask: Int32Array | undefined,
   batch: number,
   seqLen: number,
+  host?: HostBertTrace,
 ): ModelPass {
-  const trace = model.forward(inputIds, attentionMask, batch, seqLen);
+  const trace = host
+    ? bertTraceFromHost(model, host, attentionMask)
+    : model.forward(inputIds, attentionMask, batch, seqLen);
   const logits = model.logits(trace);
   return {
     family: 'bert',

@@ -21,8 +21,12 @@ export interface BertLayerTrace {
   k: tf.Tensor3D;
   kT: tf.Tensor3D; // [BH, d, N]
   v: tf.Tensor3D;
+  /** q·kᵀ [BH, N, N]. */
+  qk: tf.Tensor3D;
   /** (q·kᵀ)/√d, before the mask add [BH, N, N]. */
   scores: tf.Tensor3D;
+  /** scores + mask, the softmax's input [BH, N, N]. */
+  masked: tf.Tensor3D;
   /** softmax(scores + mask) [BH, N, N]. */
   P: tf.Tensor3D;
   ctx: tf.Tensor2D; // merged heads P·v [BN, D]
@@ -33,6 +37,8 @@ export interface BertLayerTrace {
   g: tf.Tensor2D; // GELU output
   m: tf.Tensor2D; // BertOutput dense(g) [BN, D]
   r2: tf.Tensor2D; // m + a (LayerNorm input)
+  /** Each Linear's product without its bias, kept for the relevance rules' denominators (rules/common.ts). */
+  products: Record<'query' | 'key' | 'value' | 'attnOut' | 'inter' | 'out', tf.Tensor2D>;
 }
 
 export interface BertTrace {
@@ -52,6 +58,8 @@ export interface BertTrace {
   /** tanh(dense(cls)), the classifier's input [B, D]. */
   pooled: tf.Tensor2D;
   logits: tf.Tensor2D;
+  /** The pooler's and the classifier's products without their biases. */
+  products: { pooler: tf.Tensor2D; classifier: tf.Tensor2D };
 }
 
 export interface BertRelpropResult {
@@ -127,26 +135,38 @@ export class BertForSequenceClassification {
     for (const lw of w.layers) {
       const h = x;
       const layer = tf.tidy(() => {
-        const q = splitHeads(lw.query.forward(h), B, Hh, N, d);
-        const k = splitHeads(lw.key.forward(h), B, Hh, N, d);
-        const v = splitHeads(lw.value.forward(h), B, Hh, N, d);
+        const products = {
+          query: lw.query.product(h),
+          key: lw.key.product(h),
+          value: lw.value.product(h),
+        } as BertLayerTrace['products'];
+        const q = splitHeads(withBias(products.query, lw.query.b), B, Hh, N, d);
+        const k = splitHeads(withBias(products.key, lw.key.b), B, Hh, N, d);
+        const v = splitHeads(withBias(products.value, lw.value.b), B, Hh, N, d);
         const kT = tT(k);
-        const scores = tf.div(bmm(q, kT), sqrtD) as tf.Tensor3D; // a division, as the reference (Q28)
-        const P = tf.softmax(tf.add(scores, maskBH)) as tf.Tensor3D;
+        const qk = bmm(q, kT);
+        const scores = tf.div(qk, sqrtD) as tf.Tensor3D; // a division, as the reference (Q28)
+        const masked = tf.add(scores, maskBH) as tf.Tensor3D;
+        const P = tf.softmax(masked) as tf.Tensor3D;
         const ctx = mergeHeads(bmm(P, v), B, Hh, N, d);
-        const sa = lw.attnOut.forward(ctx);
+        products.attnOut = lw.attnOut.product(ctx);
+        const sa = withBias(products.attnOut, lw.attnOut.b);
         const r1 = tf.add(sa, h) as tf.Tensor2D;
         const a = layerNorm(r1, ln(lw.attnNorm, c.layer_norm_eps));
-        const z1 = lw.inter.forward(a);
+        products.inter = lw.inter.product(a);
+        const z1 = withBias(products.inter, lw.inter.b);
         const g = gelu(z1);
-        const m = lw.out.forward(g);
+        products.out = lw.out.product(g);
+        const m = withBias(products.out, lw.out.b);
         const r2 = tf.add(m, a) as tf.Tensor2D;
         return {
           q,
           k,
           kT,
           v,
+          qk,
           scores,
+          masked,
           P,
           ctx,
           sa,
@@ -156,6 +176,7 @@ export class BertForSequenceClassification {
           g,
           m,
           r2,
+          products,
           out: layerNorm(r2, ln(lw.outNorm, c.layer_norm_eps)),
         };
       }) as unknown as Omit<BertLayerTrace, 'h'> & { out: tf.Tensor2D };
@@ -164,9 +185,12 @@ export class BertForSequenceClassification {
       x = out;
     }
     const cls = clsRows(x, B, N);
-    const pooled = tf.tidy(() => tf.tanh(w.pooler.forward(cls)) as tf.Tensor2D);
-    const logits = w.classifier.forward(pooled);
-    return { batch: B, seqLen: N, mask, maskBH, embeddings, layers, out: x, cls, pooled, logits };
+    const poolerP = w.pooler.product(cls);
+    const pooled = tf.tidy(() => tf.tanh(withBias(poolerP, w.pooler.b)) as tf.Tensor2D);
+    const classifierP = w.classifier.product(pooled);
+    const logits = withBias(classifierP, w.classifier.b);
+    const products = { pooler: poolerP, classifier: classifierP };
+    return { batch: B, seqLen: N, mask, maskBH, embeddings, layers, out: x, cls, pooled, logits, products };
   }
 
   logits(trace: BertTrace): tf.Tensor2D {
@@ -255,8 +279,9 @@ export class BertForSequenceClassification {
     const attnCam: (tf.Tensor3D | undefined)[] = new Array(c.num_hidden_layers).fill(undefined);
     // classifier (X = pooled output after tanh) → tanh (identity) → pooler dense (X = h_L[:, 0]) → pool.
     let R = tf.tidy(() => {
-      const rPooled = rules.linear(w.classifier, trace.pooled, seed);
-      const rCls = rules.linear(w.pooler, trace.cls, rPooled);
+      // Each rule divides by its layer's output as the forward pass computed it (rules/common.ts).
+      const rPooled = rules.linear(w.classifier, trace.pooled, seed, trace.products.classifier);
+      const rCls = rules.linear(w.pooler, trace.cls, rPooled, trace.products.pooler);
       return scatterCls(poolRule(trace.cls, rCls), B, N);
     });
     const perSample = (t: tf.Tensor) => tf.reshape(t, [B, -1]);
@@ -268,18 +293,23 @@ export class BertForSequenceClassification {
       const [rP, rNext] = tf.tidy(() => {
         // BertOutput: LN (identity) → Add [dense₂ output, a] → dense₂ (X = GELU output) → GELU (identity)
         // → dense₁ (X = a); then the Clone of a.
-        const [rM, rRes2] = rules.add(perSample(t.m), perSample(t.a), perSample(R));
-        const rG = rules.linear(lw.out, t.g, tf.reshape(rM, t.m.shape));
-        const rA1 = rules.linear(lw.inter, t.a, rG);
+        const [rM, rRes2] = rules.add(perSample(t.m), perSample(t.a), perSample(R), perSample(t.r2));
+        const rG = rules.linear(lw.out, t.g, tf.reshape(rM, t.m.shape), t.products.out);
+        const rA1 = rules.linear(lw.inter, t.a, rG, t.products.inter);
         const rA = cloneRule(t.a, [rA1, tf.reshape(rRes2, t.a.shape)]) as tf.Tensor2D;
         // BertSelfOutput: LN (identity) → Add [dense(ctx), h] → dense (X = ctx).
-        const [rSa, rRes1] = rules.add(perSample(t.sa), perSample(t.h), perSample(rA));
-        const rCtx = splitHeads(rules.linear(lw.attnOut, t.ctx, tf.reshape(rSa, t.sa.shape)), B, Hh, N, d);
+        const [rSa, rRes1] = rules.add(perSample(t.sa), perSample(t.h), perSample(rA), perSample(t.r1));
+        const rCtx = splitHeads(
+          rules.linear(lw.attnOut, t.ctx, tf.reshape(rSa, t.sa.shape), t.products.attnOut),
+          B,
+          Hh,
+          N,
+          d,
+        );
         // matmul2 (P·v), both halves ÷2; attn_cam = R_P.
-        const [rP, rV] = productRule(t.P, t.v, rCtx).map((r) => tf.mul(r, 0.5) as tf.Tensor3D) as [
-          tf.Tensor3D,
-          tf.Tensor3D,
-        ];
+        const [rP, rV] = productRule(t.P, t.v, rCtx, splitHeads(t.ctx, B, Hh, N, d)).map(
+          (r) => tf.mul(r, 0.5) as tf.Tensor3D,
+        ) as [tf.Tensor3D, tf.Tensor3D];
         if (last) return [rP];
         // softmax (identity) → Add [scores, mask]: keep the scores' share. The mask is passed with its
         // broadcast shape (B, 1, 1, N) against (B, H, N, N), so the mask share's total (used by the "ours"
@@ -288,14 +318,15 @@ export class BertForSequenceClassification {
           tf.reshape(t.scores, [B, Hh, N, N]),
           tf.reshape(trace.mask, [B, 1, 1, N]),
           tf.reshape(rP, [B, Hh, N, N]),
+          tf.reshape(t.masked, [B, Hh, N, N]),
         );
         // The /√d is not a module: the scores' relevance is that of q·kᵀ. matmul1 on (q, kᵀ), halves ÷2.
-        const [rQ, rK] = productTransposedRule(t.q, t.k, t.kT, tf.reshape(rS, rP.shape) as tf.Tensor3D).map(
+        const [rQ, rK] = productTransposedRule(t.q, t.k, t.kT, tf.reshape(rS, rP.shape) as tf.Tensor3D, t.qk).map(
           (r) => tf.mul(r, 0.5) as tf.Tensor3D,
         ) as [tf.Tensor3D, tf.Tensor3D];
-        const rHq = rules.linear(lw.query, t.h, mergeHeads(rQ, B, Hh, N, d));
-        const rHk = rules.linear(lw.key, t.h, mergeHeads(rK, B, Hh, N, d));
-        const rHv = rules.linear(lw.value, t.h, mergeHeads(rV, B, Hh, N, d));
+        const rHq = rules.linear(lw.query, t.h, mergeHeads(rQ, B, Hh, N, d), t.products.query);
+        const rHk = rules.linear(lw.key, t.h, mergeHeads(rK, B, Hh, N, d), t.products.key);
+        const rHv = rules.linear(lw.value, t.h, mergeHeads(rV, B, Hh, N, d), t.products.value);
         const rSelf = cloneRule(t.h, [rHq, rHk, rHv]);
         // BertAttention's Clone of h: (self-attention branch, residual share).
         return [rP, cloneRule(t.h, [rSelf, tf.reshape(rRes1, t.h.shape)]) as tf.Tensor2D];
@@ -308,7 +339,8 @@ export class BertForSequenceClassification {
     return { attnCam, input: tf.reshape(R, [B, N, D]) as tf.Tensor3D };
   }
 
-  private checkInputs(
+  /** The checks `forward` makes of its inputs (also made by the float64 forward, src/models/bert-f64.ts). */
+  checkInputs(
     ids: Int32Array,
     mask: Int32Array | undefined,
     types: Int32Array | undefined,
@@ -337,6 +369,10 @@ export class BertForSequenceClassification {
       throw new Error(`token_type_ids[${badType}] = ${types![badType]} is outside [0, ${c.type_vocab_size})`);
     }
   }
+}
+
+function withBias(xW: tf.Tensor2D, b: tf.Tensor1D | undefined): tf.Tensor2D {
+  return b ? (tf.add(xW, b) as tf.Tensor2D) : xW;
 }
 
 function ln(n: LayerNormWeights, eps: number): LayerNormParams {

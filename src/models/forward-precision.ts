@@ -1,6 +1,6 @@
 /**
- * The precision of the ViT forward pass: `--forward` on the commands, `BENCH_FORWARD` in the environment (worker
- * threads inherit it). f32 (the default) = the backend's own forward; f64 = src/models/vit-f64.ts. No engine
+ * The precision of the forward pass: `--forward` on the commands, `BENCH_FORWARD` in the environment (worker
+ * threads inherit it). f32 (the default) = the backend's own forward; f64 = src/models/vit-f64.ts and bert-f64.ts. No engine
  * import here: the command definitions (src/commands/options.ts) use it, and `--help` loads no TensorFlow.js.
  */
 export const FORWARD_CHOICES = ['f32', 'f64'] as const;

@@ -16,10 +16,19 @@
  * `VisionTransformer.forward` (src/models/vit.ts): the same trace, value for value up to the rounding.
  */
 import type { F64MatMul } from '../engine/f64-matmul.js';
-import { loadOnnxRuntime } from '../engine/onnx.js';
 import * as tf from '../engine/tf.js';
-import { forwardPrecision } from './forward-precision.js';
-import type { BlockTrace, VisionTransformer, VitTrace } from './vit.js';
+import {
+  add,
+  addBias,
+  f32,
+  geluF64,
+  type HostLinear,
+  layerNorm,
+  readF64,
+  readLinear,
+  softmaxRows,
+} from './host-f64.js';
+import type { BlockTrace, HeadOutput, VisionTransformer, VitTrace } from './vit.js';
 
 /** The trace's values as host arrays (float32, each rounded once from float64), shapes as in VitTrace. */
 export interface HostVitTrace {
@@ -29,14 +38,8 @@ export interface HostVitTrace {
   tokens: Float32Array;
   blocks: Record<Exclude<keyof BlockTrace, 'products'> | 'qkvP' | 'projP' | 'fc1P' | 'fc2P', Float32Array>[];
   out: Float32Array;
-}
-
-interface HostLinear {
-  /** Wᵀ as [in, out], float32 as stored. */
-  Wt: Float32Array;
-  b?: Float64Array;
-  inDim: number;
-  outDim: number;
+  /** The final LayerNorm of the CLS rows and the classifier, once per tail (its eps, quirk Q1), [B, D] and [B, C]. */
+  heads: Record<'lrp' | 'classifier', { pooled: Float32Array; product: Float32Array; logits: Float32Array }>;
 }
 
 interface HostWeights {
@@ -51,12 +54,8 @@ interface HostWeights {
     fc1: HostLinear;
     fc2: HostLinear;
   }[];
-}
-
-/** One line for the logs: the forward precision in use and what computes its products. */
-export function describeForward(): string {
-  if (forwardPrecision() === 'f32') return 'float32 (the backend’s own)';
-  return `float64, rounded once per value (products: ${loadOnnxRuntime().ort ? 'onnxruntime-node double GEMM' : 'JavaScript; slow for large models: install onnxruntime-node'})`;
+  norm: [Float64Array, Float64Array];
+  head: HostLinear;
 }
 
 const hostWeights = new WeakMap<VisionTransformer, Promise<HostWeights>>();
@@ -75,94 +74,26 @@ function weightsOf(model: VisionTransformer): Promise<HostWeights> {
 }
 
 async function readWeights(model: VisionTransformer): Promise<HostWeights> {
-  const f64 = async (t: tf.Tensor) => Float64Array.from((await t.data()) as Float32Array);
-  const lin = async (l: VisionTransformer['weights']['head']): Promise<HostLinear> => ({
-    Wt: Float32Array.from((await l.Wt.data()) as Float32Array),
-    b: l.b ? await f64(l.b) : undefined,
-    inDim: l.Wt.shape[0],
-    outDim: l.Wt.shape[1],
-  });
   const mw = model.weights;
   const blocks: HostWeights['blocks'] = [];
   for (const b of mw.blocks)
     blocks.push({
-      ln1: [await f64(b.norm1.gamma), await f64(b.norm1.beta)],
-      qkv: await lin(b.qkv),
-      proj: await lin(b.proj),
-      ln2: [await f64(b.norm2.gamma), await f64(b.norm2.beta)],
-      fc1: await lin(b.fc1),
-      fc2: await lin(b.fc2),
+      ln1: [await readF64(b.norm1.gamma), await readF64(b.norm1.beta)],
+      qkv: await readLinear(b.qkv),
+      proj: await readLinear(b.proj),
+      ln2: [await readF64(b.norm2.gamma), await readF64(b.norm2.beta)],
+      fc1: await readLinear(b.fc1),
+      fc2: await readLinear(b.fc2),
     });
-  return { cls: await f64(mw.clsToken), pos: await f64(mw.posEmbed), patch: await lin(mw.patchEmbed), blocks };
+  return {
+    cls: await readF64(mw.clsToken),
+    pos: await readF64(mw.posEmbed),
+    patch: await readLinear(mw.patchEmbed),
+    blocks,
+    norm: [await readF64(mw.norm.gamma), await readF64(mw.norm.beta)],
+    head: await readLinear(mw.head),
+  };
 }
-
-/** LayerNorm over rows of length D (biased variance, as torch), in float64. */
-function layerNorm(x: Float64Array, D: number, [gamma, beta]: [Float64Array, Float64Array], eps: number): Float64Array {
-  const y = new Float64Array(x.length);
-  for (let r = 0; r < x.length; r += D) {
-    let mean = 0;
-    for (let j = 0; j < D; j++) mean += x[r + j]!;
-    mean /= D;
-    let v = 0;
-    for (let j = 0; j < D; j++) v += (x[r + j]! - mean) ** 2;
-    const rstd = 1 / Math.sqrt(v / D + eps);
-    for (let j = 0; j < D; j++) y[r + j] = (x[r + j]! - mean) * rstd * gamma[j]! + beta[j]!;
-  }
-  return y;
-}
-
-/** Softmax over rows of length n, in place, float64. */
-function softmaxRows(x: Float64Array, n: number): void {
-  for (let r = 0; r < x.length; r += n) {
-    let mx = -Infinity;
-    for (let j = 0; j < n; j++) mx = Math.max(mx, x[r + j]!);
-    let s = 0;
-    for (let j = 0; j < n; j++) {
-      const e = Math.exp(x[r + j]! - mx);
-      x[r + j] = e;
-      s += e;
-    }
-    for (let j = 0; j < n; j++) x[r + j]! /= s;
-  }
-}
-
-const TWO_OVER_SQRT_PI = 2 / Math.sqrt(Math.PI);
-
-/**
- * erf(x) to about 1e-15 relative: the series erf(x) = 2/√π · e^{−x²} · Σₙ (2x²)ⁿ x / (1·3·…·(2n+1)), whose terms are
- * all positive (no cancellation); |x| ≥ 6 gives ±1 (erfc(6) ≈ 2e-17).
- */
-export function erf(x: number): number {
-  const ax = Math.abs(x);
-  if (ax >= 6) return Math.sign(x);
-  const x2 = ax * ax;
-  let term = ax;
-  let sum = ax;
-  for (let n = 1; n < 200; n++) {
-    term *= (2 * x2) / (2 * n + 1);
-    sum += term;
-    if (term < sum * 1e-17) break;
-  }
-  return Math.sign(x) * TWO_OVER_SQRT_PI * Math.exp(-x2) * sum;
-}
-
-const SQRT1_2 = Math.SQRT1_2;
-
-function addBias(y: Float64Array, b: Float64Array | undefined): Float64Array {
-  if (!b) return y;
-  const out = new Float64Array(y.length);
-  const n = b.length;
-  for (let i = 0; i < y.length; i++) out[i] = y[i]! + b[i % n]!;
-  return out;
-}
-
-function add(a: Float64Array, b: Float64Array): Float64Array {
-  const out = new Float64Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i]! + b[i]!;
-  return out;
-}
-
-const f32 = (x: Float64Array) => Float32Array.from(x);
 
 /**
  * The forward trace of `input` (normalised [B, C, H, W], row-major; float32 values, or float64 ones from
@@ -246,8 +177,7 @@ export async function vitForwardF64(
     const n2 = layerNorm(h1, D, bw.ln2, c.norm_eps);
     const fc1P = await lin(n2, bw.fc1);
     const z1 = addBias(fc1P, bw.fc1.b);
-    const g = new Float64Array(z1.length);
-    for (let i = 0; i < z1.length; i++) g[i] = 0.5 * z1[i]! * (1 + erf(z1[i]! * SQRT1_2));
+    const g = geluF64(z1);
     const fc2P = await lin(g, bw.fc2);
     const m = addBias(fc2P, bw.fc2.b);
     const out = add(h1, m);
@@ -274,14 +204,33 @@ export async function vitForwardF64(
     });
     x = out;
   }
+  const cls = new Float64Array(B * D);
+  for (let b = 0; b < B; b++) cls.set(x.subarray(b * N * D, b * N * D + D), b * D);
+  const head = async (eps: number) => {
+    const pooled = layerNorm(cls, D, w.norm, eps);
+    const product = await lin(pooled, w.head);
+    return { pooled: f32(pooled), product: f32(product), logits: f32(addBias(product, w.head.b)) };
+  };
   return {
     batch: B,
+    heads: { lrp: await head(c.lrp_final_norm_eps), classifier: await head(c.final_norm_eps) },
     patches: f32(patches),
     patchProduct: f32(patchProduct),
     tokens: f32(tokens),
     blocks,
     out: f32(x),
   };
+}
+
+/** The two classifier tails as tensors (call inside tf.tidy): what `VisionTransformer.head` returns for each. */
+export function headsFromHost(host: HostVitTrace): Record<'lrp' | 'classifier', HeadOutput> {
+  const B = host.batch;
+  const tail = (h: HostVitTrace['heads']['lrp']): HeadOutput => ({
+    pooled: tf.tensor2d(h.pooled, [B, h.pooled.length / B]),
+    product: tf.tensor2d(h.product, [B, h.product.length / B]),
+    logits: tf.tensor2d(h.logits, [B, h.logits.length / B]),
+  });
+  return { lrp: tail(host.heads.lrp), classifier: tail(host.heads.classifier) };
 }
 
 /** The trace as tensors (call inside tf.tidy): what `VisionTransformer.forward(input)` returns. */

@@ -57,6 +57,8 @@ export interface VitTrace {
 export interface HeadOutput {
   /** Final-norm output of the CLS token [B, D] (the classifier's input). */
   pooled: tf.Tensor2D;
+  /** pooled·Wᵀ, the classifier's product without its bias [B, C] (the relevance rules' denominator). */
+  product: tf.Tensor2D;
   logits: tf.Tensor2D;
 }
 
@@ -180,7 +182,8 @@ export class VisionTransformer {
   /** Final LayerNorm (with the given eps) on the CLS token, then the classifier. */
   head(trace: VitTrace, eps: number): HeadOutput {
     const pooled = layerNorm(this.clsRows(trace.out, trace.batch), lnParams(this.weights.norm, eps));
-    return { pooled, logits: this.weights.head.forward(pooled) };
+    const product = this.weights.head.product(pooled);
+    return { pooled, product, logits: withBias(product, this.weights.head.b) };
   }
 
   /**
@@ -250,7 +253,7 @@ export class VisionTransformer {
     const Hh = c.num_heads;
     const w = this.weights;
     const attnCam: (tf.Tensor3D | undefined)[] = new Array(c.depth).fill(undefined);
-    const rPooled = rules.linear(w.head, head.pooled, seed);
+    const rPooled = rules.linear(w.head, head.pooled, seed, head.product);
     let R = this.scatterCls(poolRule(head.pooled, rPooled), B); // the final norm is an identity
     const perSample = (t: tf.Tensor) => tf.reshape(t, [B, -1]);
     const stopBlock = stop === 'pixels' ? 0 : stop;

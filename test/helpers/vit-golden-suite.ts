@@ -18,13 +18,13 @@ import {
 } from './golden.js';
 
 /**
- * The configs the suite holds to the float32 tolerances: S1 only for now. The geometries G1…G6
- * (scripts/golden/make-vit-geometries.py; vitGoldenConfigs() lists them, `npm run precision` measures them) pass
- * the logit, rollout, raw-attention and GradCAM checks on wasm, but not all the LRP ones: full LRP's Pearson with
- * the float64 map falls to 0.63 (G4; the official float32 map's own is 0.75 there), partial LRP's raw error reaches
- * 5e-2 of max (G6 smooth, where the official float32 map is 1e-1 from float64) and transformer attribution fails on
- * G3, G4 and G5. The float32 bounds cannot hold where the official float32 maps themselves are that far from float64
- * (issue 15: judge them by float64); they join the suite then, with tolerances that are not loosened.
+ * The configs the suite holds to the float32 tolerances: S1. The geometries G1…G6
+ * (scripts/golden/make-vit-geometries.py; vitGoldenConfigs() lists them) pass the logit, rollout, raw-attention and
+ * GradCAM checks on wasm, but not all the LRP ones: full LRP's Pearson with the float64 map falls to 0.63 (G4; the
+ * official float32 map's own is 0.75 there), partial LRP's raw error reaches 5e-2 of max (G6 smooth, where the
+ * official float32 map is 1e-1 from float64) and transformer attribution fails on G3, G4 and G5. The float32 bounds
+ * cannot hold where the official float32 maps themselves are that far from float64, so the geometries are judged by
+ * float64 instead, under the float64 forward: test/vit-geometries-f64.test.ts.
  */
 export const VIT_SUITE_CONFIGS: readonly string[] = ['S1'];
 

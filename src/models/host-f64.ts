@@ -1,0 +1,116 @@
+/**
+ * Float64 arithmetic on host arrays for the precise forward passes (`--forward f64`: src/models/vit-f64.ts and
+ * bert-f64.ts): LayerNorm, softmax, exact-erf GELU and the helpers around the products, which run through an
+ * F64MatMul (src/engine/f64-matmul.ts). Each model's trace stores every value rounded to float32 once (`f32`).
+ */
+import { loadOnnxRuntime } from '../engine/onnx.js';
+import type * as tf from '../engine/tf.js';
+import { forwardPrecision } from './forward-precision.js';
+import type { Linear } from './linear.js';
+
+/** One line for the logs: the forward precision in use and what computes its products. */
+export function describeForward(): string {
+  if (forwardPrecision() === 'f32') return 'float32 (the backend’s own)';
+  return `float64, rounded once per value (products: ${loadOnnxRuntime().ort ? 'onnxruntime-node double GEMM' : 'JavaScript; slow for large models: install onnxruntime-node'})`;
+}
+
+/** A Linear layer's weights on the host: Wᵀ as [in, out] in float32 as stored (the products' operand), bias in float64. */
+export interface HostLinear {
+  Wt: Float32Array;
+  b?: Float64Array;
+  inDim: number;
+  outDim: number;
+}
+
+/** A tensor's values as float64 (read asynchronously: the webgpu backend has no synchronous read in Node). */
+export async function readF64(t: tf.Tensor): Promise<Float64Array> {
+  return Float64Array.from((await t.data()) as Float32Array);
+}
+
+export async function readLinear(l: Linear): Promise<HostLinear> {
+  return {
+    Wt: Float32Array.from((await l.Wt.data()) as Float32Array),
+    b: l.b ? await readF64(l.b) : undefined,
+    inDim: l.Wt.shape[0],
+    outDim: l.Wt.shape[1],
+  };
+}
+
+/** Each value rounded to float32 once. */
+export const f32 = (x: Float64Array): Float32Array => Float32Array.from(x);
+
+/** GELU (exact, erf) of every value, in float64. */
+export function geluF64(z: Float64Array): Float64Array {
+  const g = new Float64Array(z.length);
+  for (let i = 0; i < z.length; i++) g[i] = 0.5 * z[i]! * (1 + erf(z[i]! * Math.SQRT1_2));
+  return g;
+}
+
+/** LayerNorm over rows of length D (biased variance, as torch), in float64. */
+export function layerNorm(
+  x: Float64Array,
+  D: number,
+  [gamma, beta]: [Float64Array, Float64Array],
+  eps: number,
+): Float64Array {
+  const y = new Float64Array(x.length);
+  for (let r = 0; r < x.length; r += D) {
+    let mean = 0;
+    for (let j = 0; j < D; j++) mean += x[r + j]!;
+    mean /= D;
+    let v = 0;
+    for (let j = 0; j < D; j++) v += (x[r + j]! - mean) ** 2;
+    const rstd = 1 / Math.sqrt(v / D + eps);
+    for (let j = 0; j < D; j++) y[r + j] = (x[r + j]! - mean) * rstd * gamma[j]! + beta[j]!;
+  }
+  return y;
+}
+
+/** Softmax over rows of length n, in place, float64. */
+export function softmaxRows(x: Float64Array, n: number): void {
+  for (let r = 0; r < x.length; r += n) {
+    let mx = -Infinity;
+    for (let j = 0; j < n; j++) mx = Math.max(mx, x[r + j]!);
+    let s = 0;
+    for (let j = 0; j < n; j++) {
+      const e = Math.exp(x[r + j]! - mx);
+      x[r + j] = e;
+      s += e;
+    }
+    for (let j = 0; j < n; j++) x[r + j]! /= s;
+  }
+}
+
+const TWO_OVER_SQRT_PI = 2 / Math.sqrt(Math.PI);
+
+/**
+ * erf(x) to about 1e-15 relative: the series erf(x) = 2/√π · e^{−x²} · Σₙ (2x²)ⁿ x / (1·3·…·(2n+1)), whose terms are
+ * all positive (no cancellation); |x| ≥ 6 gives ±1 (erfc(6) ≈ 2e-17).
+ */
+export function erf(x: number): number {
+  const ax = Math.abs(x);
+  if (ax >= 6) return Math.sign(x);
+  const x2 = ax * ax;
+  let term = ax;
+  let sum = ax;
+  for (let n = 1; n < 200; n++) {
+    term *= (2 * x2) / (2 * n + 1);
+    sum += term;
+    if (term < sum * 1e-17) break;
+  }
+  return Math.sign(x) * TWO_OVER_SQRT_PI * Math.exp(-x2) * sum;
+}
+
+export function addBias(y: Float64Array, b: Float64Array | undefined): Float64Array {
+  if (!b) return y;
+  const out = new Float64Array(y.length);
+  const n = b.length;
+  for (let i = 0; i < y.length; i++) out[i] = y[i]! + b[i % n]!;
+  return out;
+}
+
+export function add(a: Float64Array, b: Float64Array): Float64Array {
+  const out = new Float64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! + b[i]!;
+  return out;
+}
