@@ -4,8 +4,9 @@
  *
  *   npm run precision -- [--backend wasm --backend cpu] [--skip-e2e] [--json FILE]
  *
- * Map level, for every ViT golden config × case × class × method: d = max|map − map₆₄| / max|map₆₄| on the raw
- * maps, for bench (d_bench) and for the official float32 run (d_official), and their ratio. End to end: the
+ * Map level, for every ViT golden config × case × class × method, and every padded BERT golden (bert/P1, P2) ×
+ * sequence × class × method (class 'top' = predicted, 'target' = the other class): d = max|map − map₆₄| / max|map₆₄|
+ * on the raw maps, for bench (d_bench) and for the official float32 run (d_official), and their ratio. End to end: the
  * segmentation metrics of `bench seg` on the e2e golden `.mat`, and the AUCs of `bench visualize` + `bench perturb`
  * on the e2e golden image folder, against the official float32 (`results.json`) and float64 (`results_f64.json`)
  * runs. Each backend runs in its own child process (one backend per process).
@@ -18,18 +19,22 @@ import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { type BackendChoice, initBackend } from '../src/engine/backend.js';
-import { explain } from '../src/methods/explain.js';
-import { METHODS } from '../src/methods/registry.js';
+import { explain, explainTokens } from '../src/methods/explain.js';
+import { findMethod, METHODS } from '../src/methods/registry.js';
+import { BertForSequenceClassification } from '../src/models/bert.js';
+import { readBertConfig } from '../src/models/bert-config.js';
+import { bertWeightsFromStateDict } from '../src/models/bert-weights.js';
 import { forwardPrecision } from '../src/models/forward-precision.js';
 import { describeForward } from '../src/models/host-f64.js';
 import { maxAbs, maxAbsDiff } from '../test/helpers/compare.js';
-import type { FormulaImage } from '../test/helpers/formula-weights.js';
+import { bertFormulaStateDict, type FormulaImage } from '../test/helpers/formula-weights.js';
 import {
   caseInput,
   GOLDEN_NAME,
   type GoldenCase,
   goldenArray,
   goldenPath,
+  listGolden,
   loadGoldenVit,
   readGoldenTensors,
   readJson,
@@ -138,6 +143,92 @@ async function mapLevel(backend: string): Promise<{ rows: MapRow[]; missing: str
     }
   }
   return { rows, missing };
+}
+
+/** The BERT methods of the padded goldens (bert/P1, P2: scripts/golden/make-bert-geometries.py) and their calls. */
+const BERT_CASES: { method: string; label: string; ref: string; startLayer?: number; perClass: boolean }[] = [
+  { method: 'rollout', label: 'rollout', ref: 'orig_lrp.generate_rollout.start_layer0', perClass: false },
+  { method: 'raw_attention', label: 'raw_attention', ref: 'orig_lrp.generate_attn_last_layer', perClass: false },
+  { method: 'gradcam', label: 'gradcam', ref: 'orig_lrp.generate_attn_gradcam', perClass: true },
+  { method: 'lrp', label: 'lrp', ref: 'orig_lrp.generate_full_lrp', perClass: true },
+  { method: 'partial_lrp', label: 'partial_lrp', ref: 'orig_lrp.generate_LRP_last_layer', perClass: true },
+  {
+    method: 'transformer_attribution',
+    label: 'transformer_attribution',
+    ref: 'ours.generate_LRP.start_layerLAST',
+    perClass: true,
+  },
+  {
+    method: 'transformer_attribution',
+    label: 'transformer_attribution@0',
+    ref: 'ours.generate_LRP.start_layer0',
+    startLayer: 0,
+    perClass: true,
+  },
+];
+
+/** The BERT golden configs with float64 twins (formula weights, padded sequences). */
+function bertConfigs(): string[] {
+  // The folders (not the README files) other than tiny_a, the shared golden, which has no float64 twins.
+  return listGolden('bert').filter((d) => !d.includes('.') && d !== 'tiny_a');
+}
+
+/** Map level on the BERT goldens: 'top' = the predicted class, 'target' = the other class of each sequence. */
+async function bertMapLevel(backend: string): Promise<MapRow[]> {
+  const rows: MapRow[] = [];
+  for (const config of bertConfigs()) {
+    interface Seq {
+      name: string;
+      input_ids: number[];
+      attention_mask: number[];
+      other_class: number;
+    }
+    const meta = readJson<{ weights: { seed: number }; sequences: Seq[]; start_layer_last: number }>(
+      'bert',
+      config,
+      'meta.json',
+    );
+    const cfg = readBertConfig(goldenPath('bert', config, 'config.json'));
+    const model = new BertForSequenceClassification(
+      cfg,
+      bertWeightsFromStateDict(bertFormulaStateDict(cfg, meta.weights.seed), cfg, `${config} formula`),
+    );
+    const g = readGoldenTensors('bert', config, 'outputs.safetensors');
+    for (const seq of meta.sequences) {
+      const ids = Int32Array.from(seq.input_ids);
+      const mask = Int32Array.from(seq.attention_mask);
+      for (const [vis, classes] of [
+        ['top', 'top'],
+        ['target', seq.other_class],
+      ] as const) {
+        for (const c of BERT_CASES) {
+          if (!c.perClass && vis === 'target') continue;
+          const ex = await explainTokens(model, ids, mask, 1, ids.length, [findMethod(c.method)], {
+            classes,
+            startLayer: c.startLayer,
+          });
+          const call =
+            c.ref.replace('LAST', String(meta.start_layer_last)) +
+            (c.perClass ? `.${vis === 'top' ? 'pred' : 'other'}` : '');
+          const raw64 = goldenArray(g, `${seq.name}.${call}_f64`);
+          const scale = maxAbs(raw64);
+          const dBench = maxAbsDiff(ex.methods[0]!.raw[0]!, raw64) / scale;
+          const dOfficial = maxAbsDiff(goldenArray(g, `${seq.name}.${call}`), raw64) / scale;
+          rows.push({
+            backend,
+            config,
+            case: seq.name,
+            class: vis,
+            method: c.label,
+            dBench,
+            dOfficial,
+            ratio: ratioOf(dBench, dOfficial),
+          });
+        }
+      }
+    }
+  }
+  return rows;
 }
 
 function bench(argv: string[]): void {
@@ -262,7 +353,7 @@ if (args.child) {
   const level = await mapLevel(args.child);
   const report: ChildReport = {
     backend: info.name,
-    maps: level.rows,
+    maps: [...level.rows, ...(await bertMapLevel(args.child))],
     missing: level.missing,
     e2e: args['skip-e2e'] ? [] : e2e(args.child),
   };
@@ -327,13 +418,14 @@ if (missing.length)
 console.log('\nWorst ratio per backend and method:\n');
 console.log(`| method | ${reports.map((x) => x.backend).join(' | ')} |`);
 console.log(`|---|${reports.map(() => '---').join('|')}|`);
-for (const m of GOLDEN_METHODS.map((x) => x.name)) {
+const labels = [...new Set(reports.flatMap((x) => x.maps.map((r) => r.method)))];
+for (const m of labels) {
   const worst = reports.map((x) => Math.max(...x.maps.filter((r) => r.method === m).map((r) => r.ratio)));
   console.log(`| ${m} | ${worst.map(fmtRatio).join(' | ')} |`);
 }
 const configs = [...new Set(reports.flatMap((x) => x.maps.map((r) => r.config)))];
 if (configs.length > 1) {
-  const methods = GOLDEN_METHODS.map((x) => x.name);
+  const methods = labels;
   console.log('\nWorst ratio per config, backend and method (over cases and classes):\n');
   console.log(`| config | backend | ${methods.join(' | ')} |`);
   console.log(`|---|---|${methods.map(() => '---').join('|')}|`);
