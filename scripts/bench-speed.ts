@@ -39,6 +39,7 @@ import { hideBin } from 'yargs/helpers';
 import { BACKEND_CHOICES, type BackendChoice } from '../src/engine/backend.js';
 import { WorkerPool } from '../src/engine/worker-pool.js';
 import { METHOD_NAMES, resolveMethods } from '../src/methods/registry.js';
+import { forwardPrecision } from '../src/models/forward-precision.js';
 import type { SpeedResult, SpeedSetup, SpeedTask } from './bench-speed-worker.js';
 import { compareMapFiles, formatComparison, type MapComparison, type SavedMap, writeMapFile } from './map-compare.js';
 
@@ -206,7 +207,7 @@ function fmt(s: Stat): string {
 
 console.log(
   `bench:speed — ${args.model} (random weights), backend ${args.backend}, ${args.workers} worker(s), ` +
-    `${args.runs} timed run(s) per measurement after ${args.warmup} warm-up(s); ${cpus().length} CPU(s): ${cpus()[0]?.model ?? '?'}`,
+    `${args.runs} timed run(s) per measurement after ${args.warmup} warm-up(s), forward ${forwardPrecision()}; ${cpus().length} CPU(s): ${cpus()[0]?.model ?? '?'}`,
 );
 console.log(`(workers started in ${((performance.now() - tStart) / 1000).toFixed(1)} s)`);
 const stats: Record<string, Stat> = {};
@@ -272,6 +273,8 @@ function writeProgress(complete: boolean): void {
     description: backendDescription,
     workers: args.workers,
     jitterInput: args['jitter-input'],
+    // The forward pass's precision (BENCH_FORWARD; the workers inherit it): it decides the ill-conditioned maps.
+    forwardPrecision: forwardPrecision(),
     complete,
     measured: Object.keys(stats),
     forward: stats.forward?.median,
