@@ -4,7 +4,7 @@
  *
  *  1. Speed, ViT-B/16 geometry (deterministic random weights, scripts/random-vit-weights.ts): seconds per image
  *     of the forward-only logits pass on wasm (`VisionTransformer.logits`, the path `bench perturb` takes, on 1
- *     and on T worker threads) and on onnxruntime-node (the same weights as an ONNX model, scripts/onnx-vit.ts;
+ *     and on T worker threads) and on onnxruntime-node (the same weights as an ONNX model, src/models/onnx-vit.ts;
  *     intra-op threads 1 and T), one warm-up round, then `--rounds` timed rounds with the engines interleaved.
  *     Logits of every engine against wasm's: max |Δ| and top-1 agreement.
  *  2. Decisions on the golden perturbation cases (test/golden, e2e/perturb_S1, model vit/S1): every run of the

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { loadOnnxRuntime, onnxClassifierFor } from '../src/engine/onnx.js';
+import { loadOnnxRuntime } from '../src/engine/onnx.js';
+import { onnxClassifierFor } from '../src/models/onnx-vit.js';
 import { bench } from './helpers/cli.js';
 import { goldenPath, loadGoldenVit } from './helpers/golden.js';
 

@@ -4,7 +4,7 @@
  * JavaScript. Both give each output as a float64 dot product of float32 (or float64) operands; rounded to float32
  * they agree except where an output falls on a rounding boundary.
  */
-import { matMulF64OnnxModel } from '../models/onnx-vit.js';
+import { DOUBLE, FLOAT, Graph, modelBytes, valueInfo } from '../formats/onnx-writer.js';
 import { loadOnnxRuntime, type OrtSession, ortSession } from './onnx.js';
 
 /** C = A·B per group: A [g, m, k] float64; B [g, k, n], or one [k, n] (float32 weights) for every group. */
@@ -37,6 +37,26 @@ export const jsMatMulF64: F64MatMul = async (a, b, g, m, k, n) => {
   }
   return out;
 };
+
+/**
+ * A one-node model for float64 products: `c = MatMul(a, b)` with `a` double [G, M, K] and `b` [G, K, N] or [K, N],
+ * double or (`b` 'float32') float32 cast to double inside the graph, so that float32 weights need no float64 copy.
+ * All dimensions are dynamic.
+ */
+function matMulF64OnnxModel(b: 'float32' | 'float64'): Uint8Array {
+  const g = new Graph();
+  const bIn = b === 'float32' ? g.op('Cast', ['b'], { to: DOUBLE }) : 'b';
+  g.op('MatMul', ['a', bIn], {}, 'c');
+  const graph = g.encode(
+    `matmul_f64_${b}`,
+    [
+      valueInfo('a', ['G', 'M', 'K'], DOUBLE),
+      valueInfo('b', b === 'float32' ? ['K', 'N'] : ['G', 'K', 'N'], b === 'float32' ? FLOAT : DOUBLE),
+    ],
+    [valueInfo('c', ['G', 'M', 'N'], DOUBLE)],
+  );
+  return modelBytes(graph, 'bench src/engine/f64-matmul.ts');
+}
 
 let ortProducts: Promise<F64MatMul> | undefined;
 

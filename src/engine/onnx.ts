@@ -7,11 +7,6 @@
  * than the wasm backend per image, with the same top-1 decisions on every golden perturbation case.
  */
 import { createRequire } from 'node:module';
-import type { StateDict } from '../formats/host-tensor.js';
-import { vitOnnxModel } from '../models/onnx-vit.js';
-import type { VisionTransformer } from '../models/vit.js';
-import type { VitConfig } from '../models/vit-config.js';
-import { expectedVitKeys } from '../models/vit-weights.js';
 import { holdNative, runNative } from './native-work.js';
 
 export const ORT_VERSION = '1.30.0';
@@ -70,67 +65,4 @@ export async function ortSession(ort: Ort, model: Uint8Array, threads: number): 
   };
   holdNative(release);
   return { run: (feeds) => runNative(() => session.run(feeds)), release };
-}
-
-/** The state dict (timm names) of a loaded model, read back from its tensors. */
-export function vitStateDict(model: VisionTransformer): StateDict {
-  const c = model.config;
-  const w = model.weights;
-  const sd: StateDict = new Map();
-  const keys = expectedVitKeys(c);
-  const put = (k: string, t: { dataSync(): unknown }) => {
-    sd.set(k, { shape: keys.get(k)!, data: Float32Array.from(t.dataSync() as Float32Array) });
-  };
-  put('cls_token', w.clsToken);
-  put('pos_embed', w.posEmbed);
-  put('patch_embed.proj.weight', w.patchEmbed.W);
-  put('patch_embed.proj.bias', w.patchEmbed.b!);
-  w.blocks.forEach((b, i) => {
-    const p = `blocks.${i}.`;
-    put(`${p}norm1.weight`, b.norm1.gamma);
-    put(`${p}norm1.bias`, b.norm1.beta);
-    put(`${p}attn.qkv.weight`, b.qkv.W);
-    if (b.qkv.b) put(`${p}attn.qkv.bias`, b.qkv.b);
-    put(`${p}attn.proj.weight`, b.proj.W);
-    put(`${p}attn.proj.bias`, b.proj.b!);
-    put(`${p}norm2.weight`, b.norm2.gamma);
-    put(`${p}norm2.bias`, b.norm2.beta);
-    put(`${p}mlp.fc1.weight`, b.fc1.W);
-    put(`${p}mlp.fc1.bias`, b.fc1.b!);
-    put(`${p}mlp.fc2.weight`, b.fc2.W);
-    put(`${p}mlp.fc2.bias`, b.fc2.b!);
-  });
-  put('norm.weight', w.norm.gamma);
-  put('norm.bias', w.norm.beta);
-  put('head.weight', w.head.W);
-  put('head.bias', w.head.b!);
-  return sd;
-}
-
-/**
- * The classifier of `config` with weights `sd` on onnxruntime (one intra-op thread: parallelism comes from
- * `--workers`): normalised batch [B, C, H, W] → logits [B, classes], the `final_norm_eps` head as
- * `VisionTransformer.logits`.
- */
-export async function onnxVitClassifier(
-  ort: Ort,
-  config: VitConfig,
-  sd: StateDict,
-  threads = 1,
-): Promise<(batch: Float32Array, b: number) => Promise<Float32Array>> {
-  const session = await ortSession(ort, vitOnnxModel(config, sd), threads);
-  const c = config;
-  return async (batch, b) => {
-    const x = new ort.Tensor('float32', batch, [b, c.in_chans, c.img_size, c.img_size]);
-    return (await session.run({ input: x })).logits!.data;
-  };
-}
-
-/** The onnxruntime classifier of a loaded model (its weights read back), or an Error naming how to install it. */
-export async function onnxClassifierFor(
-  model: VisionTransformer,
-): Promise<(batch: Float32Array, b: number) => Promise<Float32Array>> {
-  const { ort, error } = loadOnnxRuntime();
-  if (!ort) throw new Error(error);
-  return onnxVitClassifier(ort, model.config, vitStateDict(model));
 }

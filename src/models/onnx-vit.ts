@@ -1,6 +1,7 @@
 /**
  * The ViT classifier (logits only, the perturbation test's pass) as an ONNX model, written from our state dict
- * (timm names, src/models/vit-weights.ts) by a minimal protobuf encoder: no Python, no `onnx` package.
+ * (timm names, src/models/vit-weights.ts) with src/formats/onnx-writer.ts, and run on onnxruntime-node
+ * (src/engine/onnx.ts; `bench perturb --classifier-engine`).
  *
  * The graph does what `VisionTransformer.logits` does (src/models/vit.ts), op for op where ONNX allows: the
  * patch-embedding conv, CLS concat, position add, pre-norm blocks (LayerNormalization, qkv MatMul + bias, scaled
@@ -8,157 +9,12 @@
  * `final_norm_eps`, head. Input `input` [B, C, H, W] (normalised), output `logits` [B, classes]; B is dynamic.
  * Opset 17 (LayerNormalization), IR version 8.
  */
+import { loadOnnxRuntime, type Ort, ortSession } from '../engine/onnx.js';
 import type { StateDict } from '../formats/host-tensor.js';
+import { Graph, modelBytes, valueInfo } from '../formats/onnx-writer.js';
+import type { VisionTransformer } from './vit.js';
 import { geometry, type VitConfig } from './vit-config.js';
 import { expectedVitKeys } from './vit-weights.js';
-
-// ------------------------------------------------------------------------------------------ protobuf writer
-
-/** Protobuf wire encoding of one message: fields appended in order. */
-class Msg {
-  private readonly parts: Uint8Array[] = [];
-  private size = 0;
-
-  private push(b: Uint8Array): void {
-    this.parts.push(b);
-    this.size += b.length;
-  }
-
-  private varint(v: bigint | number): void {
-    let x = BigInt.asUintN(64, BigInt(v));
-    const out: number[] = [];
-    do {
-      let byte = Number(x & 0x7fn);
-      x >>= 7n;
-      if (x) byte |= 0x80;
-      out.push(byte);
-    } while (x);
-    this.push(Uint8Array.from(out));
-  }
-
-  private key(field: number, wire: number): void {
-    this.varint((field << 3) | wire);
-  }
-
-  int(field: number, v: number): this {
-    this.key(field, 0);
-    this.varint(v);
-    return this;
-  }
-
-  float(field: number, v: number): this {
-    this.key(field, 5);
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setFloat32(0, v, true);
-    this.push(b);
-    return this;
-  }
-
-  bytes(field: number, b: Uint8Array): this {
-    this.key(field, 2);
-    this.varint(b.length);
-    this.push(b);
-    return this;
-  }
-
-  str(field: number, s: string): this {
-    return this.bytes(field, new TextEncoder().encode(s));
-  }
-
-  msg(field: number, m: Msg): this {
-    return this.bytes(field, m.encode());
-  }
-
-  encode(): Uint8Array {
-    const out = new Uint8Array(this.size);
-    let o = 0;
-    for (const p of this.parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
-  }
-}
-
-// ONNX enums (onnx.proto).
-const FLOAT = 1;
-const INT64 = 7;
-const DOUBLE = 11;
-const ATTR_FLOAT = 1;
-const ATTR_INT = 2;
-const ATTR_INTS = 7;
-
-type Attr = number | number[] | { float: number };
-
-function attribute(name: string, v: Attr): Msg {
-  const a = new Msg().str(1, name);
-  if (Array.isArray(v)) {
-    for (const x of v) a.int(8, x);
-    return a.int(20, ATTR_INTS);
-  }
-  if (typeof v === 'object') return a.float(2, v.float).int(20, ATTR_FLOAT);
-  return a.int(3, v).int(20, ATTR_INT);
-}
-
-function tensorProto(name: string, dims: number[], data: Float32Array | BigInt64Array): Msg {
-  const t = new Msg();
-  for (const d of dims) t.int(1, d);
-  t.int(2, data instanceof Float32Array ? FLOAT : INT64);
-  t.str(8, name);
-  return t.bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-}
-
-function valueInfo(name: string, dims: (number | string)[], elemType = FLOAT): Msg {
-  const shape = new Msg();
-  for (const d of dims) shape.msg(1, typeof d === 'number' ? new Msg().int(1, d) : new Msg().str(2, d));
-  const tensorType = new Msg().int(1, elemType).msg(2, shape);
-  return new Msg().str(1, name).msg(2, new Msg().msg(1, tensorType));
-}
-
-/** A graph under construction: nodes in topological order, initialisers, fresh value names. */
-class Graph {
-  private readonly nodes: Msg[] = [];
-  private readonly inits: Msg[] = [];
-  private n = 0;
-
-  op(type: string, inputs: string[], attrs: Record<string, Attr> = {}, output?: string): string {
-    const out = output ?? `t${this.n++}`;
-    const node = new Msg();
-    for (const i of inputs) node.str(1, i);
-    node
-      .str(2, out)
-      .str(3, `${type}_${this.n++}`)
-      .str(4, type);
-    for (const [k, v] of Object.entries(attrs)) node.msg(5, attribute(k, v));
-    this.nodes.push(node);
-    return out;
-  }
-
-  init(name: string, dims: number[], data: Float32Array | BigInt64Array): string {
-    this.inits.push(tensorProto(name, dims, data));
-    return name;
-  }
-
-  ints(name: string, values: number[]): string {
-    return this.init(name, [values.length], BigInt64Array.from(values.map(BigInt)));
-  }
-
-  scalar(name: string, v: number): string {
-    return this.init(name, [], Float32Array.of(v));
-  }
-
-  encode(name: string, inputs: Msg[], outputs: Msg[]): Msg {
-    const g = new Msg();
-    for (const n of this.nodes) g.msg(1, n);
-    g.str(2, name);
-    for (const i of this.inits) g.msg(5, i);
-    for (const i of inputs) g.msg(11, i);
-    for (const o of outputs) g.msg(12, o);
-    return g;
-  }
-}
-
-// ------------------------------------------------------------------------------------------ the ViT graph
 
 /** The ONNX model bytes of the ViT classifier `cfg` with weights `sd` (checked against the config's keys). */
 export function vitOnnxModel(cfg: VitConfig, sd: StateDict): Uint8Array {
@@ -243,34 +99,68 @@ function encodeModel(g: Graph, cfg: VitConfig): Uint8Array {
     [valueInfo('input', ['B', cfg.in_chans, cfg.img_size, cfg.img_size])],
     [valueInfo('logits', ['B', cfg.num_classes])],
   );
-  return modelBytes(graph);
+  return modelBytes(graph, 'bench src/models/onnx-vit.ts');
+}
+
+/** The state dict (timm names) of a loaded model, read back from its tensors. */
+export function vitStateDict(model: VisionTransformer): StateDict {
+  const c = model.config;
+  const w = model.weights;
+  const sd: StateDict = new Map();
+  const keys = expectedVitKeys(c);
+  const put = (k: string, t: { dataSync(): unknown }) => {
+    sd.set(k, { shape: keys.get(k)!, data: Float32Array.from(t.dataSync() as Float32Array) });
+  };
+  put('cls_token', w.clsToken);
+  put('pos_embed', w.posEmbed);
+  put('patch_embed.proj.weight', w.patchEmbed.W);
+  put('patch_embed.proj.bias', w.patchEmbed.b!);
+  w.blocks.forEach((b, i) => {
+    const p = `blocks.${i}.`;
+    put(`${p}norm1.weight`, b.norm1.gamma);
+    put(`${p}norm1.bias`, b.norm1.beta);
+    put(`${p}attn.qkv.weight`, b.qkv.W);
+    if (b.qkv.b) put(`${p}attn.qkv.bias`, b.qkv.b);
+    put(`${p}attn.proj.weight`, b.proj.W);
+    put(`${p}attn.proj.bias`, b.proj.b!);
+    put(`${p}norm2.weight`, b.norm2.gamma);
+    put(`${p}norm2.bias`, b.norm2.beta);
+    put(`${p}mlp.fc1.weight`, b.fc1.W);
+    put(`${p}mlp.fc1.bias`, b.fc1.b!);
+    put(`${p}mlp.fc2.weight`, b.fc2.W);
+    put(`${p}mlp.fc2.bias`, b.fc2.b!);
+  });
+  put('norm.weight', w.norm.gamma);
+  put('norm.bias', w.norm.beta);
+  put('head.weight', w.head.W);
+  put('head.bias', w.head.b!);
+  return sd;
 }
 
 /**
- * A one-node model for float64 products: `c = MatMul(a, b)` with `a` double [G, M, K] and `b` [G, K, N] or [K, N],
- * double or (`b` 'float32') float32 cast to double inside the graph, so that float32 weights need no float64 copy.
- * All dimensions are dynamic. (src/engine/f64-matmul.ts.)
+ * The classifier of `config` with weights `sd` on onnxruntime (one intra-op thread: parallelism comes from
+ * `--workers`): normalised batch [B, C, H, W] → logits [B, classes], the `final_norm_eps` head as
+ * `VisionTransformer.logits`.
  */
-export function matMulF64OnnxModel(b: 'float32' | 'float64'): Uint8Array {
-  const g = new Graph();
-  const bIn = b === 'float32' ? g.op('Cast', ['b'], { to: DOUBLE }) : 'b';
-  g.op('MatMul', ['a', bIn], {}, 'c');
-  const graph = g.encode(
-    `matmul_f64_${b}`,
-    [
-      valueInfo('a', ['G', 'M', 'K'], DOUBLE),
-      valueInfo('b', b === 'float32' ? ['K', 'N'] : ['G', 'K', 'N'], b === 'float32' ? FLOAT : DOUBLE),
-    ],
-    [valueInfo('c', ['G', 'M', 'N'], DOUBLE)],
-  );
-  return modelBytes(graph);
+export async function onnxVitClassifier(
+  ort: Ort,
+  config: VitConfig,
+  sd: StateDict,
+  threads = 1,
+): Promise<(batch: Float32Array, b: number) => Promise<Float32Array>> {
+  const session = await ortSession(ort, vitOnnxModel(config, sd), threads);
+  const c = config;
+  return async (batch, b) => {
+    const x = new ort.Tensor('float32', batch, [b, c.in_chans, c.img_size, c.img_size]);
+    return (await session.run({ input: x })).logits!.data;
+  };
 }
 
-function modelBytes(graph: Msg): Uint8Array {
-  return new Msg()
-    .int(1, 8) // ir_version
-    .str(2, 'bench scripts/onnx-vit.ts')
-    .msg(7, graph)
-    .msg(8, new Msg().str(1, '').int(2, 17))
-    .encode();
+/** The onnxruntime classifier of a loaded model (its weights read back), or an Error naming how to install it. */
+export async function onnxClassifierFor(
+  model: VisionTransformer,
+): Promise<(batch: Float32Array, b: number) => Promise<Float32Array>> {
+  const { ort, error } = loadOnnxRuntime();
+  if (!ort) throw new Error(error);
+  return onnxVitClassifier(ort, model.config, vitStateDict(model));
 }

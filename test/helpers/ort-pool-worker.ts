@@ -3,8 +3,9 @@
  * setup; an item classifies `batch` seeded random images `repeat` times in a row, as the perturbation test's
  * steps do (a close then lands while a session runs).
  */
-import { onnxClassifierFor } from '../../src/engine/onnx.js';
+
 import { serveWorker } from '../../src/engine/worker-pool.js';
+import { onnxClassifierFor } from '../../src/models/onnx-vit.js';
 import { loadGoldenVit } from './golden.js';
 
 serveWorker<{ batch: number; repeat: number }, { seed: number }, number>(async ({ batch, repeat }) => {
