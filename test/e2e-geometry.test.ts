@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { SegSummary } from '../src/benchmarks/segmentation.js';
+import { readExplanations } from '../src/formats/expl-hdf5.js';
 import { encodeSafetensors } from '../src/formats/safetensors.js';
 import { readVitConfig } from '../src/models/vit-config.js';
 import { bench } from './helpers/cli.js';
@@ -33,6 +34,7 @@ interface SegRef {
 }
 interface PerturbRef {
   perturbation: Record<string, { correct_counts: number[]; auc: number; n_images: number }>;
+  visualizations: Record<string, { target: number[] }>;
 }
 type PerturbJson = Record<string, Record<string, Record<'negative' | 'positive', { accuracy: number[]; auc: number }>>>;
 
@@ -46,7 +48,8 @@ describe('bench seg, visualize and perturb on the held-out geometry G2 against t
 
   const seg32 = readJson<{ results: Record<string, SegRef> }>('e2e', 'seg_G2', 'results.json').results;
   const seg64 = readJson<{ results: Record<string, SegRef> }>('e2e', 'seg_G2', 'results_f64.json').results;
-  const pert32 = readJson<PerturbRef>('e2e', 'perturb_G2', 'results.json').perturbation;
+  const pert32Json = readJson<PerturbRef>('e2e', 'perturb_G2', 'results.json');
+  const pert32 = pert32Json.perturbation;
   const pert64 = readJson<PerturbRef>('e2e', 'perturb_G2', 'results_f64.json').perturbation;
 
   const seg = (name: string, args: string[]): SegSummary => {
@@ -147,9 +150,19 @@ describe('bench seg, visualize and perturb on the held-out geometry G2 against t
    * reference writes NaN, bench zeros; the counts agree all the same (measured). Transformer attribution (negative
    * exact, positive 2 image-steps off) and full LRP (negative exact, positive 3 off) are not checked here.
    */
-  test('visualize + perturb, float32 forward: the official per-step counts of the well-conditioned methods', () => {
+  test('visualize + perturb, float32 forward: the official per-step counts of the well-conditioned methods', async () => {
     const got = perturb('f32', 'f32');
     assert.equal(Object.keys(got).length, 6);
+    // The same 16 images with the same labels as the official run's folder (its first 7 wnids).
+    const reader = await readExplanations(join(dir, 'vis-f32', 'rollout', 'top', 'results.hdf5'));
+    try {
+      assert.deepEqual(
+        Array.from(reader.readRows(0, reader.rows).target),
+        pert32Json.visualizations['rollout/top']!.target,
+      );
+    } finally {
+      reader.close();
+    }
     for (const name of WELL_CONDITIONED) {
       for (const [setting, short] of [
         ['negative', 'neg'],
