@@ -29,5 +29,5 @@ test('golden inventory: every kind of golden case is present, and the count is p
   for (const [what, n] of counts) t.diagnostic(`golden ${what}: ${n}`);
   t.diagnostic(`golden cases in all: ${counts.filter(([w]) => w !== 'BERT sequences').reduce((a, [, n]) => a + n, 0)}`);
   for (const [what, n] of counts) assert.ok(n > 0, `no ${what} in ${GOLDEN}`);
-  assert.deepEqual(e2e, ['perturb_S1', 'seg_S1']);
+  assert.deepEqual(e2e, ['perturb_G2', 'perturb_S1', 'seg_G2', 'seg_S1']);
 });
