@@ -6,10 +6,10 @@
  *
  * Map level, for every ViT golden config × case × class × method, and every padded BERT golden (bert/P1, P2) ×
  * sequence × class × method (class 'top' = predicted, 'target' = the other class): d = max|map − map₆₄| / max|map₆₄|
- * on the raw maps, for bench (d_bench) and for the official float32 run (d_official), and their ratio. End to end: the
- * segmentation metrics of `bench seg` on the e2e golden `.mat`, and the AUCs of `bench visualize` + `bench perturb`
- * on the e2e golden image folder, against the official float32 (`results.json`) and float64 (`results_f64.json`)
- * runs. Each backend runs in its own child process (one backend per process).
+ * on the raw maps, for bench (d_bench) and for the official float32 run (d_official), and their ratio. End to end, for
+ * each golden run of the official scripts (S1, and the geometry G2 on the same inputs): the segmentation metrics of
+ * `bench seg` on the e2e golden `.mat`, and the AUCs of `bench visualize` + `bench perturb` on the e2e golden image
+ * folder, against the official float32 (`results.json`) and float64 (`results_f64.json`) runs. Each backend runs in its own child process (one backend per process).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { type BackendChoice, initBackend } from '../src/engine/backend.js';
+import { encodeSafetensors } from '../src/formats/safetensors.js';
 import { explain, explainTokens } from '../src/methods/explain.js';
 import { findMethod, METHODS } from '../src/methods/registry.js';
 import { BertForSequenceClassification } from '../src/models/bert.js';
@@ -26,8 +27,9 @@ import { readBertConfig } from '../src/models/bert-config.js';
 import { bertWeightsFromStateDict } from '../src/models/bert-weights.js';
 import { forwardPrecision } from '../src/models/forward-precision.js';
 import { describeForward } from '../src/models/host-f64.js';
+import { readVitConfig } from '../src/models/vit-config.js';
 import { maxAbs, maxAbsDiff } from '../test/helpers/compare.js';
-import { bertFormulaStateDict, type FormulaImage } from '../test/helpers/formula-weights.js';
+import { bertFormulaStateDict, type FormulaImage, formulaStateDict } from '../test/helpers/formula-weights.js';
 import {
   caseInput,
   GOLDEN_NAME,
@@ -71,7 +73,8 @@ interface MapRow {
 
 interface E2eRow {
   backend: string;
-  benchmark: 'seg' | 'perturb';
+  /** 'seg (S1)', 'perturb (G2)', …: the benchmark and the model of the golden run. */
+  benchmark: string;
   method: string;
   /** seg: the metric; perturb: `<vis class> <setting>`. */
   what: string;
@@ -236,18 +239,43 @@ function bench(argv: string[]): void {
   if (r.status !== 0) throw new Error(`bench ${argv.join(' ')} failed:\n${r.stderr}`);
 }
 
+/** The golden end-to-end runs: the official scripts with a model on the S1 end-to-end inputs. */
+interface E2eCase {
+  config: string;
+  seg: string;
+  perturb: string;
+  /** Images of the perturbation folder the official run used (the first N), and its class choices. */
+  limit?: number;
+  visClasses: readonly ('top' | 'target')[];
+}
+const E2E_CASES: readonly E2eCase[] = [
+  { config: 'S1', seg: 'seg_S1', perturb: 'perturb_S1', visClasses: ['top', 'target'] },
+  // G2 has 7 classes: its official run kept the first 7 class folders (16 images) and --vis-class top.
+  { config: 'G2', seg: 'seg_G2', perturb: 'perturb_G2', limit: 16, visClasses: ['top'] },
+];
+
 function e2e(backend: string): E2eRow[] {
+  return E2E_CASES.flatMap((c) => e2eCase(backend, c));
+}
+
+function e2eCase(backend: string, c: E2eCase): E2eRow[] {
   const rows: E2eRow[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'bench-precision-'));
   try {
-    const model = [
-      '--model-config',
-      goldenPath('vit', 'S1', 'config.json'),
-      '--weights',
-      goldenPath('vit', 'S1', 'weights.safetensors'),
-    ];
+    const configFile = goldenPath('vit', c.config, 'config.json');
+    let weights: string;
+    try {
+      weights = goldenPath('vit', c.config, 'weights.safetensors');
+    } catch {
+      // A formula-weight geometry whose weights the golden copy does not keep: rebuilt, as its test does.
+      const cfg = JSON.parse(readFileSync(configFile, 'utf8')) as { weights: { seed: number } };
+      weights = join(dir, `${c.config}.safetensors`);
+      writeFileSync(weights, encodeSafetensors(formulaStateDict(readVitConfig(configFile), cfg.weights.seed)));
+    }
+    const model = ['--model-config', configFile, '--weights', weights];
     const common = [...model, '--backend', backend, '--method', 'paper', '--quiet'];
-    // Segmentation.
+    const name = (benchmark: string) => `${benchmark} (${c.config})`;
+    // Segmentation, on the S1 run's .mat (the same inputs for every model).
     const segJson = join(dir, 'seg.json');
     bench([
       'seg',
@@ -260,8 +288,8 @@ function e2e(backend: string): E2eRow[] {
       segJson,
     ]);
     type Seg = Record<string, { pixAcc: number; mIoU: number; mAP: number }>;
-    const seg32 = readJson<{ results: Seg }>('e2e', 'seg_S1', 'results.json').results;
-    const seg64 = readJson<{ results: Seg }>('e2e', 'seg_S1', 'results_f64.json').results;
+    const seg32 = readJson<{ results: Seg }>('e2e', c.seg, 'results.json').results;
+    const seg64 = readJson<{ results: Seg }>('e2e', c.seg, 'results_f64.json').results;
     const ours = JSON.parse(readFileSync(segJson, 'utf8')) as {
       methods: Record<string, { pixelAccuracy: number; mIoU: number; mAP: number }>;
     };
@@ -276,7 +304,7 @@ function e2e(backend: string): E2eRow[] {
         const o64 = 100 * seg64[ref]![key];
         rows.push({
           backend,
-          benchmark: 'seg',
+          benchmark: name('seg'),
           method,
           what,
           official32: o32,
@@ -286,17 +314,21 @@ function e2e(backend: string): E2eRow[] {
         });
       }
     }
-    // Perturbation (visualize, then perturb on our own files), both classes and settings.
-    type Auc = Record<string, Record<string, { neg: number; pos: number }>>;
-    const auc32 = readJson<{ auc_table: Auc }>('e2e', 'perturb_S1', 'results.json').auc_table;
-    const auc64 = readJson<{ auc_table: Auc }>('e2e', 'perturb_S1', 'results_f64.json').auc_table;
-    for (const vis of ['top', 'target']) {
+    // Perturbation (visualize, then perturb on our own files), every class choice of the official run, both settings.
+    type Auc = Record<string, Record<string, Record<string, number>>>;
+    const auc32 = readJson<{ auc_table: Auc }>('e2e', c.perturb, 'results.json').auc_table;
+    const auc64 = readJson<{ auc_table: Auc }>('e2e', c.perturb, 'results_f64.json').auc_table;
+    // The S1 table says neg/pos, the G2 table negative/positive.
+    const aucOf = (t: Auc, ref: string, vis: string, setting: 'negative' | 'positive') =>
+      t[ref]![vis]![setting] ?? t[ref]![vis]![setting.slice(0, 3)]!;
+    for (const vis of c.visClasses) {
       const visDir = join(dir, `vis-${vis}`);
       bench([
         'visualize',
         '--data',
         goldenPath('e2e', 'perturb_S1', 'imagenet_val'),
         ...common,
+        ...(c.limit ? ['--limit', String(c.limit)] : []),
         '--vis-class',
         vis,
         '--out',
@@ -322,16 +354,14 @@ function e2e(backend: string): E2eRow[] {
       >;
       for (const [method, m] of Object.entries(got)) {
         const ref = GOLDEN_NAME[method]!;
-        for (const [setting, short] of [
-          ['negative', 'neg'],
-          ['positive', 'pos'],
-        ] as const) {
+        if (!auc32[ref]) continue; // (the G2 run leaves out 'lrp', the script's alias of transformer attribution)
+        for (const setting of ['negative', 'positive'] as const) {
           const mine = m[vis]![setting]!.auc;
-          const o32 = auc32[ref]![vis]![short];
-          const o64 = auc64[ref]![vis]![short];
+          const o32 = aucOf(auc32, ref, vis, setting);
+          const o64 = aucOf(auc64, ref, vis, setting);
           rows.push({
             backend,
-            benchmark: 'perturb',
+            benchmark: name('perturb'),
             method,
             what: `AUC ${vis} ${setting}`,
             official32: o32,
