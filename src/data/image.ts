@@ -194,12 +194,12 @@ export function unitCHWToRgb(chw: ArrayLike<number>, width: number, height: numb
   return { width, height, data };
 }
 
-/**
- * torchvision `Normalize(mean, std)` on a CHW float32 image, as torch computes it in float32:
- * `(x − mean_c) / std_c` with mean and std rounded to float32 and each operation rounded to float32.
- * Returns a new array; `chw.length` must be a multiple of `mean.length`.
- */
-export function normalizeCHW(chw: Float32Array, mean: readonly number[], std: readonly number[]): Float32Array {
+/** The channel count and plane size of a CHW tensor normalised by per-channel mean and std; checks they fit. */
+function channelPlanes(
+  chw: Float32Array,
+  mean: readonly number[],
+  std: readonly number[],
+): { channels: number; plane: number } {
   const channels = mean.length;
   if (channels === 0 || std.length !== channels) {
     throw new RangeError(`mean and std need one value per channel, got ${mean.length} and ${std.length}`);
@@ -207,7 +207,16 @@ export function normalizeCHW(chw: Float32Array, mean: readonly number[], std: re
   if (chw.length % channels !== 0) {
     throw new RangeError(`tensor of ${chw.length} values is not ${channels} equal channel planes`);
   }
-  const plane = chw.length / channels;
+  return { channels, plane: chw.length / channels };
+}
+
+/**
+ * torchvision `Normalize(mean, std)` on a CHW float32 image, as torch computes it in float32:
+ * `(x − mean_c) / std_c` with mean and std rounded to float32 and each operation rounded to float32.
+ * Returns a new array; `chw.length` must be a multiple of `mean.length`.
+ */
+export function normalizeCHW(chw: Float32Array, mean: readonly number[], std: readonly number[]): Float32Array {
+  const { channels, plane } = channelPlanes(chw, mean, std);
   const out = new Float32Array(chw.length);
   for (let c = 0; c < channels; c++) {
     const m = Math.fround(mean[c]!);
@@ -230,14 +239,7 @@ export function normalizeCHW(chw: Float32Array, mean: readonly number[], std: re
  * 6.9e-5 of max (image 16), enough to change the pixels removed at a step.
  */
 export function normalizeCHWF64(chw: Float32Array, mean: readonly number[], std: readonly number[]): Float64Array {
-  const channels = mean.length;
-  if (channels === 0 || std.length !== channels) {
-    throw new RangeError(`mean and std need one value per channel, got ${mean.length} and ${std.length}`);
-  }
-  if (chw.length % channels !== 0) {
-    throw new RangeError(`tensor of ${chw.length} values is not ${channels} equal channel planes`);
-  }
-  const plane = chw.length / channels;
+  const { channels, plane } = channelPlanes(chw, mean, std);
   const out = new Float64Array(chw.length);
   for (let c = 0; c < channels; c++) {
     const m = mean[c]!;

@@ -15,8 +15,10 @@ import {
   geluF64,
   type HostLinear,
   layerNorm,
-  readF64,
+  mergeHeads,
+  oncePerModel,
   readLinear,
+  readNorm,
   softmaxRows,
 } from './host-f64.js';
 
@@ -55,17 +57,8 @@ interface HostBertWeights {
   classifier: HostLinear;
 }
 
-const hostWeights = new WeakMap<BertForSequenceClassification, Promise<HostBertWeights>>();
-
 /** The model's weights read back once per model (embedding tables and products' operands float32, vectors float64). */
-function weightsOf(model: BertForSequenceClassification): Promise<HostBertWeights> {
-  let w = hostWeights.get(model);
-  if (!w) {
-    w = readWeights(model);
-    hostWeights.set(model, w);
-  }
-  return w;
-}
+const weightsOf = oncePerModel(readWeights);
 
 async function readWeights(model: BertForSequenceClassification): Promise<HostBertWeights> {
   const w = model.weights;
@@ -77,16 +70,16 @@ async function readWeights(model: BertForSequenceClassification): Promise<HostBe
       key: await readLinear(l.key),
       value: await readLinear(l.value),
       attnOut: await readLinear(l.attnOut),
-      attnNorm: [await readF64(l.attnNorm.gamma), await readF64(l.attnNorm.beta)],
+      attnNorm: await readNorm(l.attnNorm),
       inter: await readLinear(l.inter),
       out: await readLinear(l.out),
-      outNorm: [await readF64(l.outNorm.gamma), await readF64(l.outNorm.beta)],
+      outNorm: await readNorm(l.outNorm),
     });
   return {
     word: await f32Of(w.wordEmbeddings),
     position: await f32Of(w.positionEmbeddings),
     tokenType: await f32Of(w.tokenTypeEmbeddings),
-    embNorm: [await readF64(w.embNorm.gamma), await readF64(w.embNorm.beta)],
+    embNorm: await readNorm(w.embNorm),
     layers,
     pooler: await readLinear(w.pooler),
     classifier: await readLinear(w.classifier),
@@ -265,15 +258,5 @@ function splitHeads(x: Float64Array, B: number, H: number, N: number, d: number)
     for (let n = 0; n < N; n++)
       for (let h = 0; h < H; h++)
         for (let j = 0; j < d; j++) out[((b * H + h) * N + n) * d + j] = x[(b * N + n) * H * d + h * d + j]!;
-  return out;
-}
-
-/** [BH, N, d] → [BN, H·d]. */
-function mergeHeads(x: Float64Array, B: number, H: number, N: number, d: number): Float64Array {
-  const out = new Float64Array(x.length);
-  for (let b = 0; b < B; b++)
-    for (let h = 0; h < H; h++)
-      for (let n = 0; n < N; n++)
-        for (let j = 0; j < d; j++) out[(b * N + n) * H * d + h * d + j] = x[((b * H + h) * N + n) * d + j]!;
   return out;
 }

@@ -36,6 +36,24 @@ export async function readLinear(l: Linear): Promise<HostLinear> {
   };
 }
 
+/** A LayerNorm's (γ, β) in float64. */
+export async function readNorm(n: { gamma: tf.Tensor; beta: tf.Tensor }): Promise<[Float64Array, Float64Array]> {
+  return [await readF64(n.gamma), await readF64(n.beta)];
+}
+
+/** `read(model)`, once per model: later calls share the first one's promise (host weights are read back once). */
+export function oncePerModel<M extends object, W>(read: (model: M) => Promise<W>): (model: M) => Promise<W> {
+  const cache = new WeakMap<M, Promise<W>>();
+  return (model) => {
+    let w = cache.get(model);
+    if (!w) {
+      w = read(model);
+      cache.set(model, w);
+    }
+    return w;
+  };
+}
+
 /** Each value rounded to float32 once. */
 export const f32 = (x: Float64Array): Float32Array => Float32Array.from(x);
 
@@ -112,5 +130,15 @@ export function addBias(y: Float64Array, b: Float64Array | undefined): Float64Ar
 export function add(a: Float64Array, b: Float64Array): Float64Array {
   const out = new Float64Array(a.length);
   for (let i = 0; i < a.length; i++) out[i] = a[i]! + b[i]!;
+  return out;
+}
+
+/** Attention heads back to token rows: [BH, N, d] → [BN, H·d] (head h = features [h·d, (h+1)·d)). */
+export function mergeHeads(x: Float64Array, B: number, H: number, N: number, d: number): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++)
+      for (let n = 0; n < N; n++)
+        for (let j = 0; j < d; j++) out[(b * N + n) * H * d + h * d + j] = x[((b * H + h) * N + n) * d + j]!;
   return out;
 }

@@ -24,8 +24,11 @@ import {
   geluF64,
   type HostLinear,
   layerNorm,
+  mergeHeads,
+  oncePerModel,
   readF64,
   readLinear,
+  readNorm,
   softmaxRows,
 } from './host-f64.js';
 import type { BlockTrace, HeadOutput, VisionTransformer, VitTrace } from './vit.js';
@@ -58,30 +61,21 @@ interface HostWeights {
   head: HostLinear;
 }
 
-const hostWeights = new WeakMap<VisionTransformer, Promise<HostWeights>>();
-
 /**
  * The model's weights read back once (the products' float32 operands kept float32; vectors as float64). Read
  * asynchronously: the webgpu backend has no synchronous read in Node.
  */
-function weightsOf(model: VisionTransformer): Promise<HostWeights> {
-  let w = hostWeights.get(model);
-  if (!w) {
-    w = readWeights(model);
-    hostWeights.set(model, w);
-  }
-  return w;
-}
+const weightsOf = oncePerModel(readWeights);
 
 async function readWeights(model: VisionTransformer): Promise<HostWeights> {
   const mw = model.weights;
   const blocks: HostWeights['blocks'] = [];
   for (const b of mw.blocks)
     blocks.push({
-      ln1: [await readF64(b.norm1.gamma), await readF64(b.norm1.beta)],
+      ln1: await readNorm(b.norm1),
       qkv: await readLinear(b.qkv),
       proj: await readLinear(b.proj),
-      ln2: [await readF64(b.norm2.gamma), await readF64(b.norm2.beta)],
+      ln2: await readNorm(b.norm2),
       fc1: await readLinear(b.fc1),
       fc2: await readLinear(b.fc2),
     });
@@ -90,7 +84,7 @@ async function readWeights(model: VisionTransformer): Promise<HostWeights> {
     pos: await readF64(mw.posEmbed),
     patch: await readLinear(mw.patchEmbed),
     blocks,
-    norm: [await readF64(mw.norm.gamma), await readF64(mw.norm.beta)],
+    norm: await readNorm(mw.norm),
     head: await readLinear(mw.head),
   };
 }
@@ -166,11 +160,7 @@ export async function vitForwardF64(
     for (let i = 0; i < A.length; i++) A[i] = scores[i]! * scale;
     softmaxRows(A, N);
     const oh = await matmul(A, v, B * H, N, N, d);
-    const o = new Float64Array(B * N * D);
-    for (let b = 0; b < B; b++)
-      for (let h = 0; h < H; h++)
-        for (let n = 0; n < N; n++)
-          for (let j = 0; j < d; j++) o[(b * N + n) * D + h * d + j] = oh[((b * H + h) * N + n) * d + j]!;
+    const o = mergeHeads(oh, B, H, N, d);
     const projP = await lin(o, bw.proj);
     const a = addBias(projP, bw.proj.b);
     const h1 = add(x, a);
