@@ -114,14 +114,21 @@ const NOISE_MARGIN = 1.5;
 
 const CONFIGS = ['P1', 'P2'];
 
+/** A padded BERT golden: its meta, outputs, the formula weights and the model built from them (backend initialised). */
+function goldenBert(name: string) {
+  const cfg = readBertConfig(goldenPath('bert', name, 'config.json'));
+  const meta = readJson<Meta>('bert', name, 'meta.json');
+  const g = readGoldenTensors('bert', name, 'outputs.safetensors');
+  const sd: StateDict = bertFormulaStateDict(cfg, meta.weights.seed);
+  const model = new BertForSequenceClassification(cfg, bertWeightsFromStateDict(sd, cfg, `${name} formula`));
+  return { meta, g, sd, model };
+}
+
 describe('BERT golden geometries with padding', async () => {
   // BENCH_BACKEND: the backend to hold to the goldens (default auto = wasm here).
   const backend = (await initBackend((process.env.BENCH_BACKEND as BackendChoice | undefined) || 'auto')).name;
   for (const name of CONFIGS) {
-    const cfg = readBertConfig(goldenPath('bert', name, 'config.json'));
-    const meta = readJson<Meta>('bert', name, 'meta.json');
-    const g = readGoldenTensors('bert', name, 'outputs.safetensors');
-    const sd: StateDict = bertFormulaStateDict(cfg, meta.weights.seed);
+    const { meta, g, sd, model } = goldenBert(name);
 
     test(`${name}: the formula weights are the generator's, bit for bit`, () => {
       assert.deepEqual([...sd.keys()].sort(), Object.keys(meta.weights.tensors).sort());
@@ -134,7 +141,6 @@ describe('BERT golden geometries with padding', async () => {
       }
     });
 
-    const model = new BertForSequenceClassification(cfg, bertWeightsFromStateDict(sd, cfg, `${name} formula`));
     for (const seq of meta.sequences) {
       test(`${name}/${seq.name}: logits, class choice and every method`, async (t) => {
         const ids = Int32Array.from(seq.input_ids);
@@ -211,13 +217,7 @@ describe('BERT golden geometries with padding', async () => {
 describe('BERT golden geometries with padding, --forward f64 (wasm)', async () => {
   await initBackend('wasm');
   for (const name of CONFIGS) {
-    const cfg = readBertConfig(goldenPath('bert', name, 'config.json'));
-    const meta = readJson<Meta>('bert', name, 'meta.json');
-    const g = readGoldenTensors('bert', name, 'outputs.safetensors');
-    const model = new BertForSequenceClassification(
-      cfg,
-      bertWeightsFromStateDict(bertFormulaStateDict(cfg, meta.weights.seed), cfg, `${name} formula`),
-    );
+    const { meta, g, model } = goldenBert(name);
     for (const seq of meta.sequences) {
       test(`${name}/${seq.name}: every output closer to float64 than the official float32 (LRP-based)`, async () => {
         const saved = process.env.BENCH_FORWARD;

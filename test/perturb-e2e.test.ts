@@ -103,6 +103,14 @@ describe('bench visualize + bench perturb against the official scripts (e2e/pert
   const inter = readGoldenTensors('e2e', 'perturb_S1', 'intermediates.safetensors');
   const dir = mkdtempSync(join(tmpdir(), 'bench-perturb-'));
 
+  /** `bench perturb` (both settings) on the files `bench visualize` wrote to visDir; its --json output. */
+  function perturbOurs(visDir: string, name: string): PerturbJson {
+    const json = join(dir, `${name}.json`);
+    const p = bench(['perturb', '--vis-dir', visDir, ...MODEL, '--out', join(dir, name), '--json', json, '--quiet']);
+    assert.equal(p.code, 0, p.stderr);
+    return JSON.parse(readFileSync(json, 'utf8')) as PerturbJson;
+  }
+
   test('perturbation of the official HDF5 files: per-step accuracies and AUCs exactly, both tie rules', () => {
     for (const method of ['rollout', 'transformer_attribution']) {
       const vis = goldenPath('e2e', 'perturb_S1', 'visualizations', method, 'top', 'not_ablation', 'results.hdf5');
@@ -170,20 +178,7 @@ describe('bench visualize + bench perturb against the official scripts (e2e/pert
         '--quiet',
       ]);
       assert.equal(r.code, 0, r.stderr);
-      const json = join(dir, `ours64-${vis}.json`);
-      const p = bench([
-        'perturb',
-        '--vis-dir',
-        out,
-        ...MODEL,
-        '--out',
-        join(dir, `pert64-${vis}`),
-        '--json',
-        json,
-        '--quiet',
-      ]);
-      assert.equal(p.code, 0, p.stderr);
-      const got = JSON.parse(readFileSync(json, 'utf8')) as PerturbJson;
+      const got = perturbOurs(out, `pert64-${vis}`);
       assert.equal(Object.keys(got).length, 6);
       const steps = { ours: 0, official: 0 };
       for (const [method, m] of Object.entries(got)) {
@@ -267,20 +262,7 @@ describe('bench visualize + bench perturb against the official scripts (e2e/pert
       // Full LRP ranks pixel by pixel, so float32 rounding reorders its pixels: its counts are held to the float64
       // run of the official scripts (results_f64.json), within 2 image-steps in all (measured: 1 step in each
       // of the four class × setting cases; the official float32 run is 3 steps from float64 in the positive test).
-      const json = join(dir, `ours-${vis}.json`);
-      const p = bench([
-        'perturb',
-        '--vis-dir',
-        out,
-        ...MODEL,
-        '--out',
-        join(dir, `pert-${vis}`),
-        '--json',
-        json,
-        '--quiet',
-      ]);
-      assert.equal(p.code, 0, p.stderr);
-      const got = JSON.parse(readFileSync(json, 'utf8')) as PerturbJson;
+      const got = perturbOurs(out, `pert-${vis}`);
       for (const [method, m] of Object.entries(got)) {
         for (const [setting, short] of [
           ['negative', 'neg'],
