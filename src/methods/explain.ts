@@ -5,11 +5,11 @@ import type { BertForSequenceClassification } from '../models/bert.js';
 import { bertForwardF64 } from '../models/bert-f64.js';
 import { forwardPrecision } from '../models/forward-precision.js';
 import type { VisionTransformer } from '../models/vit.js';
-import { vitForwardF64 } from '../models/vit-f64.js';
-import { bertPass, type ModelPass, vitPass } from './model-pass.js';
+import { argmax, vitFloat64 } from './float64-passes.js';
+import { bertPass, float64Values, type ModelPass, vitPass } from './model-pass.js';
 import { type ClassRequest, PassContext } from './pass.js';
 import { checkMethodOutput, checkNoNaN } from './plugins.js';
-import { minMaxInPlace, upsampleBilinearTorch } from './postprocess.js';
+import { minMaxF64, minMaxInPlace, upsampleBilinearTorch } from './postprocess.js';
 import type { ExplanationMethod, HeadKind, MethodOptions } from './types.js';
 
 export interface ExplainOptions {
@@ -66,28 +66,32 @@ export async function explain(
   if (opts.input64 && opts.input64.length !== input.size) {
     throw new RangeError(`input64 has ${opts.input64.length} values, the input ${input.size}`);
   }
-  const host =
+  const f64 =
     forwardPrecision() === 'f64'
-      ? await vitForwardF64(
+      ? await vitFloat64(
           model,
           opts.input64 ?? ((await input.data()) as Float32Array),
           B,
-          (await f64Products()).matmul,
+          methods,
+          { startLayer: opts.startLayer },
+          opts.classes ?? 'top',
         )
       : undefined;
   return run(
-    () => vitPass(model, input, host),
+    () => vitPass(model, input, f64?.trace, f64?.passes),
     input.shape[0],
     methods,
     opts,
     (m) => ({
       rawShape: m.resolution === 'patches' ? [...model.geo.grid] : size,
       mapShape: size,
+      mapIsRaw: m.resolution !== 'patches',
       toMap: (raw) =>
         m.resolution === 'patches'
           ? upsampleBilinearTorch(raw, model.geo.grid[0], model.geo.grid[1], c.patch_size)
           : Float32Array.from(raw),
     }),
+    f64?.classes,
   );
 }
 
@@ -117,6 +121,7 @@ export async function explainTokens(
     () => ({
       rawShape: [seqLen],
       mapShape: [seqLen],
+      mapIsRaw: true,
       toMap: (raw) => Float32Array.from(raw),
     }),
   );
@@ -125,6 +130,8 @@ export async function explainTokens(
 interface ReadOut {
   rawShape: number[];
   mapShape: number[];
+  /** Whether the final map is the raw map itself before normalisation (no upsampling). */
+  mapIsRaw: boolean;
   /** The unnormalised final map of one sample's raw map. */
   toMap: (raw: Float32Array) => Float32Array;
 }
@@ -156,12 +163,14 @@ async function run(
   methods: readonly ExplanationMethod[],
   opts: ExplainOptions,
   readOut: (m: ExplanationMethod) => ReadOut,
+  /** The classes per tail, when already decided (by the float64 passes). */
+  decided?: Record<HeadKind, number[]>,
 ): Promise<Explanation> {
   const options: MethodOptions = { startLayer: opts.startLayer };
   const warnings: string[] = [];
-  const request = await topClassesFirst(makePass, opts.classes ?? 'top');
+  const request = decided ?? (await topClassesFirst(makePass, opts.classes ?? 'top'));
   // Everything runs in one tidy scope; only the outputs are kept.
-  const results: { m: ExplanationMethod; raw: tf.Tensor }[] = [];
+  const results: { m: ExplanationMethod; raw: tf.Tensor; exact?: Float64Array }[] = [];
   let classes: Record<HeadKind, number[]> | undefined;
   const [logitsT, lrpLogitsT] = tf.tidy(() => {
     const ctx = new PassContext(makePass(), request, methods, options);
@@ -169,7 +178,7 @@ async function run(
     for (const m of methods) {
       const out = m.compute(ctx, options);
       checkMethodOutput(m, out.size, B, readOut(m).rawShape);
-      results.push({ m, raw: tf.keep(tf.reshape(out, [B, -1])) });
+      results.push({ m, raw: tf.keep(tf.reshape(out, [B, -1])), exact: float64Values(out) });
     }
     return [ctx.pass.logits('classifier'), ctx.pass.logits('lrp')];
   });
@@ -181,13 +190,16 @@ async function run(
   const logits = await rows(logitsT!);
   const rawRowsAll = await Promise.all(results.map(({ raw }) => rows(raw)));
   const lrpLogits = await rows(lrpLogitsT!);
-  const methodsOut = results.map(({ m }, k) => {
+  const methodsOut = results.map(({ m, exact }, k) => {
     const rawRows = rawRowsAll[k]!;
     checkNoNaN(m, rawRows);
     const r = readOut(m);
     const maps = rawRows.map(r.toMap);
     const constant = maps.map((map, i) => {
-      const ok = minMaxInPlace(map);
+      // A raw map held in float64 (a host pass's output, as it is) is normalised in float64 and rounded once.
+      const map64 = exact && r.mapIsRaw ? minMaxF64(exact.subarray(i * map.length, (i + 1) * map.length)) : undefined;
+      if (map64) map.set(map64);
+      const ok = map64 !== undefined ? map64 !== null : minMaxInPlace(map);
       if (!ok)
         warnings.push(
           `${m.name}: the map of input ${i} is constant; it is reported as all zeros (the reference would give NaN)`,
@@ -213,10 +225,4 @@ async function run(
   };
   tf.dispose([logitsT!, lrpLogitsT!, ...results.map((x) => x.raw)]);
   return result;
-}
-
-function argmax(v: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
-  return best;
 }

@@ -1,10 +1,12 @@
 import type * as tf from '@tensorflow/tfjs';
+import * as tfjs from '../engine/tf.js';
 import type { BertForSequenceClassification } from '../models/bert.js';
 import { bertTraceFromHost, type HostBertTrace } from '../models/bert-f64.js';
 import type { AttentionGradients } from '../models/gradients.js';
+import type { HostMaps } from '../models/host-f64.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { type HostVitTrace, headsFromHost, traceFromHost } from '../models/vit-f64.js';
-import type { RuleSet } from '../rules/types.js';
+import type { RuleSet, RuleSetName } from '../rules/types.js';
 import type { HeadKind } from './types.js';
 
 /**
@@ -40,6 +42,15 @@ export interface ModelPass {
   ): { attnCam: (tf.Tensor3D | undefined)[]; input?: tf.Tensor };
 }
 
+/**
+ * Backward passes (per classifier tail) and relevance passes (per rule set) computed beforehand on the host in float64
+ * (src/methods/float64-passes.ts), with the classes they explain. A ModelPass serves a pass from here when it has it.
+ */
+export interface HostPasses {
+  gradients: Partial<Record<HeadKind, HostMaps>>;
+  relevance: Partial<Record<RuleSetName, HostMaps>>;
+}
+
 export interface ModelInfo {
   family: ModelFamily;
   depth: number;
@@ -49,13 +60,19 @@ export interface ModelInfo {
  * A ViT pass over a normalised batch [B, C, H, W]; with `host`, its forward trace computed beforehand in float64
  * (src/models/vit-f64.ts). Call inside tf.tidy.
  */
-export function vitPass(model: VisionTransformer, input: tf.Tensor4D, host?: HostVitTrace): ModelPass {
+export function vitPass(
+  model: VisionTransformer,
+  input: tf.Tensor4D,
+  host?: HostVitTrace,
+  passes?: HostPasses,
+): ModelPass {
   const c = model.config;
   const trace = host ? traceFromHost(model, host, input) : model.forward(input);
   const heads = host
     ? headsFromHost(host)
     : { lrp: model.head(trace, c.lrp_final_norm_eps), classifier: model.head(trace, c.final_norm_eps) };
   const eps = (head: HeadKind) => (head === 'lrp' ? c.lrp_final_norm_eps : c.final_norm_eps);
+  const B = trace.batch;
   return {
     family: 'vit',
     depth: c.depth,
@@ -65,8 +82,14 @@ export function vitPass(model: VisionTransformer, input: tf.Tensor4D, host?: Hos
     logits: (head) => heads[head].logits,
     attention: (l) => trace.blocks[l]!.A,
     embeddings: () => trace.blocks[0]!.x,
-    attentionGradients: (head, seed, downTo) => model.attentionGradients(trace, eps(head), seed, downTo),
+    attentionGradients: (head, seed, downTo) => {
+      const h = passes?.gradients[head];
+      if (h) return gradientsFromHost(h, trace.blocks[0]!.A.shape, [trace.blocks[0]!.x.shape[1]]);
+      return model.attentionGradients(trace, eps(head), seed, downTo);
+    },
     relprop: (seed, rules, stop) => {
+      const h = passes?.relevance[rules.name];
+      if (h) return relevanceFromHost(h, trace.blocks[0]!.A.shape, [B, c.img_size, c.img_size]);
       // Relevance always starts at the LRP model files' tail (their class is the one explained).
       const r = model.relprop(trace, heads.lrp, seed, rules, stop === 'input' ? 'pixels' : stop);
       return { attnCam: r.attnCam, input: r.pixels };
@@ -85,6 +108,7 @@ export function bertPass(
   batch: number,
   seqLen: number,
   host?: HostBertTrace,
+  passes?: HostPasses,
 ): ModelPass {
   const trace = host
     ? bertTraceFromHost(model, host, attentionMask)
@@ -100,7 +124,45 @@ export function bertPass(
     logits: () => logits,
     attention: (l) => trace.layers[l]!.P,
     embeddings: () => trace.embeddings,
-    attentionGradients: (_head, seed, downTo) => model.attentionGradients(trace, seed, downTo),
-    relprop: (seed, rules, stop) => model.relprop(trace, seed, rules, stop),
+    attentionGradients: (head, seed, downTo) => {
+      const h = passes?.gradients[head];
+      if (h) return gradientsFromHost(h, trace.layers[0]!.P.shape, [model.config.hidden_size]);
+      return model.attentionGradients(trace, seed, downTo);
+    },
+    relprop: (seed, rules, stop) => {
+      const h = passes?.relevance[rules.name];
+      if (h) return relevanceFromHost(h, trace.layers[0]!.P.shape, [batch, seqLen, model.config.hidden_size]);
+      return model.relprop(trace, seed, rules, stop);
+    },
   };
+}
+
+/** A host backward pass as the tensors of AttentionGradients; `inputCols`: the width of the input gradient rows. */
+function gradientsFromHost(h: HostMaps, attn: [number, number, number], inputCols: [number]): AttentionGradients {
+  return {
+    attn: h.attn.map((a) => (a ? tfjs.tensor3d(a, attn) : undefined)),
+    input: h.input ? tfjs.tensor2d(h.input, [h.input.length / inputCols[0], inputCols[0]]) : undefined,
+  };
+}
+
+/** A host relevance pass as ModelPass.relprop returns it; `inputShape`: the input relevance's shape. */
+function relevanceFromHost(
+  h: HostMaps,
+  attn: [number, number, number],
+  inputShape: number[],
+): { attnCam: (tf.Tensor3D | undefined)[]; input?: tf.Tensor } {
+  const input = h.input ? tfjs.tensor(h.input, inputShape) : undefined;
+  if (input && h.input64) exactValues.set(input, h.input64);
+  return { attnCam: h.attn.map((a) => (a ? tfjs.tensor3d(a, attn) : undefined)), input };
+}
+
+const exactValues = new WeakMap<tf.Tensor, Float64Array>();
+
+/**
+ * The float64 values of a tensor a ModelPass served from a host pass, before their rounding to float32; undefined
+ * for any other tensor. A method that returns such a tensor as it is (ViT full LRP: the pixel relevance) has its map
+ * normalised from these (src/methods/explain.ts), so the map is rounded once, as a float64 reference's is.
+ */
+export function float64Values(t: tf.Tensor): Float64Array | undefined {
+  return exactValues.get(t);
 }

@@ -35,8 +35,13 @@ export class PassContext {
     const perHead = (h: HeadKind): ClassRequest =>
       typeof request === 'object' && !Array.isArray(request) ? request[h] : request;
     this.classes = {
-      lrp: resolveClasses(perHead('lrp'), pass.logits('lrp'), B, pass.numClasses),
-      classifier: resolveClasses(perHead('classifier'), pass.logits('classifier'), B, pass.numClasses),
+      lrp: resolveClasses(perHead('lrp'), () => topClasses(pass.logits('lrp')), B, pass.numClasses),
+      classifier: resolveClasses(
+        perHead('classifier'),
+        () => topClasses(pass.logits('classifier')),
+        B,
+        pass.numClasses,
+      ),
     };
     this.prepare(methods.flatMap((m) => m.needs(this.info, options)));
   }
@@ -100,32 +105,13 @@ export class PassContext {
   }
 
   private prepare(needs: Need[]): void {
-    const gradDepth = new Map<HeadKind, number>(); // -1 = to the embeddings
-    const relDepth = new Map<RuleSetName, number>(); // -1 = to the input
-    for (const n of needs) {
-      if (n.kind === 'gradients')
-        gradDepth.set(
-          n.head,
-          Math.min(gradDepth.get(n.head) ?? Number.POSITIVE_INFINITY, n.downTo === 'input' ? -1 : n.downTo),
-        );
-      else
-        relDepth.set(
-          n.rules,
-          Math.min(relDepth.get(n.rules) ?? Number.POSITIVE_INFINITY, n.stop === 'input' ? -1 : n.stop),
-        );
-    }
-    for (const [head, downTo] of gradDepth) {
-      this.grads.set(
-        head,
-        this.pass.attentionGradients(head, this.oneHot(this.classes[head]), downTo < 0 ? 'input' : downTo),
-      );
+    const plan = passPlan(needs);
+    for (const [head, downTo] of plan.gradients) {
+      this.grads.set(head, this.pass.attentionGradients(head, this.oneHot(this.classes[head]), downTo));
     }
     // The relevance seed is the one-hot vector itself (value 1, not the logit; quirk Q8) at the LRP models' class.
-    for (const [rules, depth] of relDepth) {
-      this.relevance.set(
-        rules,
-        this.pass.relprop(this.oneHot(this.classes.lrp), RULE_SETS[rules], depth < 0 ? 'input' : depth),
-      );
+    for (const [rules, stop] of plan.relevance) {
+      this.relevance.set(rules, this.pass.relprop(this.oneHot(this.classes.lrp), RULE_SETS[rules], stop));
     }
   }
 
@@ -139,9 +125,31 @@ export class PassContext {
   }
 }
 
-function resolveClasses(request: ClassRequest, logits: tf.Tensor2D, B: number, numClasses: number): number[] {
+function topClasses(logits: tf.Tensor2D): number[] {
+  return Array.from(tf.argMax(logits, 1).dataSync());
+}
+
+/** The backward passes (per classifier tail) and relevance passes (per rule set) a set of needs asks for, each as deep as its deepest need. */
+export interface PassPlan {
+  gradients: Map<HeadKind, number | 'input'>;
+  relevance: Map<RuleSetName, number | 'input'>;
+}
+
+export function passPlan(needs: readonly Need[]): PassPlan {
+  const deeper = (a: number | 'input' | undefined, b: number | 'input') =>
+    a === undefined ? b : a === 'input' || b === 'input' ? 'input' : Math.min(a, b);
+  const plan: PassPlan = { gradients: new Map(), relevance: new Map() };
+  for (const n of needs) {
+    if (n.kind === 'gradients') plan.gradients.set(n.head, deeper(plan.gradients.get(n.head), n.downTo));
+    else plan.relevance.set(n.rules, deeper(plan.relevance.get(n.rules), n.stop));
+  }
+  return plan;
+}
+
+/** The classes a request names for a batch of B; `top` gives the argmax per sample, asked only for 'top'. */
+export function resolveClasses(request: ClassRequest, top: () => number[], B: number, numClasses: number): number[] {
   let classes: number[];
-  if (request === 'top') classes = Array.from(tf.argMax(logits, 1).dataSync());
+  if (request === 'top') classes = top();
   else if (typeof request === 'number') classes = new Array(B).fill(request);
   else {
     if (request.length !== B) throw new Error(`${request.length} classes given for a batch of ${B} inputs`);

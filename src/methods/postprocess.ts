@@ -53,6 +53,25 @@ export function minMaxInPlace(map: Float32Array): boolean {
   return true;
 }
 
+/**
+ * `(x − min) / (max − min)` of float64 values, each result rounded to float32 once: the normalisation of a float64
+ * reference, for a raw map held in float64 (`--forward f64`). Returns null for a constant map.
+ */
+export function minMaxF64(raw: ArrayLike<number>): Float32Array | null {
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < raw.length; i++) {
+    const v = raw[i]!;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const range = hi - lo;
+  if (!(range > 0)) return null;
+  const out = new Float32Array(raw.length);
+  for (let i = 0; i < raw.length; i++) out[i] = (raw[i]! - lo) / range;
+  return out;
+}
+
 /** torch's `compute_source_index_and_lambda` (align_corners False) for an integer scale factor, in float32. */
 function linearWeights(inSize: number, outSize: number, factor: number) {
   const f = Math.fround;

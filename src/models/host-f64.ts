@@ -142,3 +142,15 @@ export function mergeHeads(x: Float64Array, B: number, H: number, N: number, d: 
         for (let j = 0; j < d; j++) out[(b * N + n) * H * d + h * d + j] = x[((b * H + h) * N + n) * d + j]!;
   return out;
 }
+
+/**
+ * A backward or relevance pass computed on the host in float64, each value rounded to float32 once: per block, the
+ * attention gradient or relevance [B·H, N, N] (undefined below the pass's lowest block), and what reached the input
+ * when the pass went through every block (the layout of the tensor pass it stands for).
+ */
+export interface HostMaps {
+  attn: (Float32Array | undefined)[];
+  input?: Float32Array;
+  /** `input` before its rounding, where a method may output it as it is (ViT full LRP's pixel relevance). */
+  input64?: Float64Array;
+}

@@ -20,7 +20,6 @@ import * as tf from '../engine/tf.js';
 import {
   add,
   addBias,
-  f32,
   geluF64,
   type HostLinear,
   layerNorm,
@@ -39,13 +38,13 @@ export interface HostVitTrace {
   patches: Float32Array;
   patchProduct: Float32Array;
   tokens: Float32Array;
-  blocks: Record<Exclude<keyof BlockTrace, 'products'> | 'qkvP' | 'projP' | 'fc1P' | 'fc2P', Float32Array>[];
+  blocks: Record<BlockKey, Float32Array>[];
   out: Float32Array;
   /** The final LayerNorm of the CLS rows and the classifier, once per tail (its eps, quirk Q1), [B, D] and [B, C]. */
   heads: Record<'lrp' | 'classifier', { pooled: Float32Array; product: Float32Array; logits: Float32Array }>;
 }
 
-interface HostWeights {
+export interface HostWeights {
   cls: Float64Array;
   pos: Float64Array;
   patch: HostLinear;
@@ -65,7 +64,7 @@ interface HostWeights {
  * The model's weights read back once (the products' float32 operands kept float32; vectors as float64). Read
  * asynchronously: the webgpu backend has no synchronous read in Node.
  */
-const weightsOf = oncePerModel(readWeights);
+export const vitHostWeights = oncePerModel(readWeights);
 
 async function readWeights(model: VisionTransformer): Promise<HostWeights> {
   const mw = model.weights;
@@ -89,16 +88,73 @@ async function readWeights(model: VisionTransformer): Promise<HostWeights> {
   };
 }
 
+type BlockKey = Exclude<keyof BlockTrace, 'products'> | 'qkvP' | 'projP' | 'fc1P' | 'fc2P';
+
+/**
+ * One sample's forward pass in float64, unrounded: what the float64 relevance pass (src/models/vit-relprop-f64.ts)
+ * reads. Shapes as in HostVitTrace for a batch of one; `input` is the sample's normalised input [C, H, W].
+ */
+export interface ExactVitSample {
+  input: Float64Array;
+  patches: Float64Array;
+  patchProduct: Float64Array;
+  tokens: Float64Array;
+  blocks: Record<BlockKey, Float64Array>[];
+  out: Float64Array;
+  heads: Record<'lrp' | 'classifier', { pooled: Float64Array; product: Float64Array; logits: Float64Array }>;
+}
+
 /**
  * The forward trace of `input` (normalised [B, C, H, W], row-major; float32 values, or float64 ones from
- * normalizeCHWF64) in float64, each value rounded to float32 once.
+ * normalizeCHWF64) in float64, each value rounded to float32 once. The samples run one at a time; `each`, when given,
+ * sees each sample's unrounded pass before it is dropped (a batch of ViT-B/16 passes in float64 would hold ≈ 350 MB
+ * per image).
  */
 export async function vitForwardF64(
   model: VisionTransformer,
   input: Float32Array | Float64Array,
   B: number,
   matmul: F64MatMul,
+  each?: (sample: ExactVitSample, b: number) => Promise<void>,
 ): Promise<HostVitTrace> {
+  const w = await vitHostWeights(model);
+  const per = input.length / B;
+  const host = { batch: B, blocks: [] as Record<string, Float32Array>[], heads: { lrp: {}, classifier: {} } } as Record<
+    string,
+    unknown
+  >;
+  // Each value rounded once into its sample's slot of the batch array.
+  const put = (target: Record<string, unknown>, key: string, v: Float64Array, b: number) => {
+    let t = target[key] as Float32Array | undefined;
+    if (!t) {
+      t = new Float32Array(B * v.length);
+      target[key] = t;
+    }
+    t.set(v, b * v.length);
+  };
+  for (let b = 0; b < B; b++) {
+    const sample = await forwardSample(model, w, Float64Array.from(input.subarray(b * per, (b + 1) * per)), matmul);
+    for (const key of ['patches', 'patchProduct', 'tokens', 'out'] as const) put(host, key, sample[key], b);
+    sample.blocks.forEach((blk, l) => {
+      const hb = host.blocks as Record<string, Float32Array>[];
+      hb[l] ??= {};
+      for (const [key, v] of Object.entries(blk)) put(hb[l]!, key, v, b);
+    });
+    for (const tail of ['lrp', 'classifier'] as const)
+      for (const [key, v] of Object.entries(sample.heads[tail]))
+        put((host.heads as Record<string, Record<string, unknown>>)[tail]!, key, v, b);
+    await each?.(sample, b);
+  }
+  return host as unknown as HostVitTrace;
+}
+
+/** One sample's forward pass in float64 (`input`: its normalised [C, H, W]). */
+async function forwardSample(
+  model: VisionTransformer,
+  w: HostWeights,
+  input: Float64Array,
+  matmul: F64MatMul,
+): Promise<ExactVitSample> {
   const c = model.config;
   const { numTokens: N, numPatches: P, headDim: d, scale } = model.geo;
   const D = c.embed_dim;
@@ -106,61 +162,56 @@ export async function vitForwardF64(
   const p = c.patch_size;
   const C = c.in_chans;
   const gw = c.img_size / p;
-  const w = await weightsOf(model);
   const lin = async (x: Float64Array, l: HostLinear) => matmul(x, l.Wt, 1, x.length / l.inDim, l.inDim, l.outDim);
 
   // im2col: row = patch in row-major grid order, columns (channel, row, col).
   const cols = C * p * p;
-  const patches = new Float64Array(B * P * cols);
+  const patches = new Float64Array(P * cols);
   const S = c.img_size;
-  for (let b = 0; b < B; b++)
-    for (let pi = 0; pi < P; pi++) {
-      const gy = Math.floor(pi / gw);
-      const gx = pi % gw;
-      const row = (b * P + pi) * cols;
-      for (let ch = 0; ch < C; ch++)
-        for (let y = 0; y < p; y++)
-          for (let x = 0; x < p; x++)
-            patches[row + (ch * p + y) * p + x] = input[((b * C + ch) * S + gy * p + y) * S + gx * p + x]!;
-    }
+  for (let pi = 0; pi < P; pi++) {
+    const gy = Math.floor(pi / gw);
+    const gx = pi % gw;
+    const row = pi * cols;
+    for (let ch = 0; ch < C; ch++)
+      for (let y = 0; y < p; y++)
+        for (let x = 0; x < p; x++)
+          patches[row + (ch * p + y) * p + x] = input[(ch * S + gy * p + y) * S + gx * p + x]!;
+  }
   const patchProduct = await lin(patches, w.patch);
   const emb = addBias(patchProduct, w.patch.b);
-  const tokens = new Float64Array(B * N * D);
-  for (let b = 0; b < B; b++) {
-    tokens.set(w.cls, b * N * D);
-    tokens.set(emb.subarray(b * P * D, (b + 1) * P * D), b * N * D + D);
-  }
+  const tokens = new Float64Array(N * D);
+  tokens.set(w.cls, 0);
+  tokens.set(emb, D);
   let x: Float64Array = new Float64Array(tokens.length);
-  for (let i = 0; i < x.length; i++) x[i] = tokens[i]! + w.pos[i % (N * D)]!;
+  for (let i = 0; i < x.length; i++) x[i] = tokens[i]! + w.pos[i]!;
 
-  const blocks: HostVitTrace['blocks'] = [];
+  const blocks: ExactVitSample['blocks'] = [];
   for (const bw of w.blocks) {
     const n1 = layerNorm(x, D, bw.ln1, c.norm_eps);
     const qkvP = await lin(n1, bw.qkv);
     const qkv = addBias(qkvP, bw.qkv.b);
-    // [BN, 3D] → q, k, v as [BH, N, d]; kT as [BH, d, N].
-    const q = new Float64Array(B * H * N * d);
+    // [N, 3D] → q, k, v as [H, N, d]; kT as [H, d, N].
+    const q = new Float64Array(H * N * d);
     const k = new Float64Array(q.length);
     const v = new Float64Array(q.length);
     const kT = new Float64Array(q.length);
-    for (let b = 0; b < B; b++)
-      for (let n = 0; n < N; n++) {
-        const row = (b * N + n) * 3 * D;
-        for (let h = 0; h < H; h++)
-          for (let j = 0; j < d; j++) {
-            const t = ((b * H + h) * N + n) * d + j;
-            q[t] = qkv[row + h * d + j]!;
-            k[t] = qkv[row + D + h * d + j]!;
-            v[t] = qkv[row + 2 * D + h * d + j]!;
-            kT[((b * H + h) * d + j) * N + n] = k[t]!;
-          }
-      }
-    const scores = await matmul(q, kT, B * H, N, d, N);
+    for (let n = 0; n < N; n++) {
+      const row = n * 3 * D;
+      for (let h = 0; h < H; h++)
+        for (let j = 0; j < d; j++) {
+          const t = (h * N + n) * d + j;
+          q[t] = qkv[row + h * d + j]!;
+          k[t] = qkv[row + D + h * d + j]!;
+          v[t] = qkv[row + 2 * D + h * d + j]!;
+          kT[(h * d + j) * N + n] = k[t]!;
+        }
+    }
+    const scores = await matmul(q, kT, H, N, d, N);
     const A = new Float64Array(scores.length);
     for (let i = 0; i < A.length; i++) A[i] = scores[i]! * scale;
     softmaxRows(A, N);
-    const oh = await matmul(A, v, B * H, N, N, d);
-    const o = mergeHeads(oh, B, H, N, d);
+    const oh = await matmul(A, v, H, N, N, d);
+    const o = mergeHeads(oh, 1, H, N, d);
     const projP = await lin(o, bw.proj);
     const a = addBias(projP, bw.proj.b);
     const h1 = add(x, a);
@@ -170,45 +221,23 @@ export async function vitForwardF64(
     const g = geluF64(z1);
     const fc2P = await lin(g, bw.fc2);
     const m = addBias(fc2P, bw.fc2.b);
-    const out = add(h1, m);
-    blocks.push({
-      x: f32(x),
-      n1: f32(n1),
-      q: f32(q),
-      k: f32(k),
-      kT: f32(kT),
-      v: f32(v),
-      scores: f32(scores),
-      A: f32(A),
-      o: f32(o),
-      a: f32(a),
-      qkvP: f32(qkvP),
-      projP: f32(projP),
-      fc1P: f32(fc1P),
-      fc2P: f32(fc2P),
-      h1: f32(h1),
-      n2: f32(n2),
-      z1: f32(z1),
-      g: f32(g),
-      m: f32(m),
-    });
-    x = out;
+    blocks.push({ x, n1, q, k, kT, v, scores, A, o, a, qkvP, projP, fc1P, fc2P, h1, n2, z1, g, m });
+    x = add(h1, m);
   }
-  const cls = new Float64Array(B * D);
-  for (let b = 0; b < B; b++) cls.set(x.subarray(b * N * D, b * N * D + D), b * D);
+  const cls = x.slice(0, D);
   const head = async (eps: number) => {
     const pooled = layerNorm(cls, D, w.norm, eps);
     const product = await lin(pooled, w.head);
-    return { pooled: f32(pooled), product: f32(product), logits: f32(addBias(product, w.head.b)) };
+    return { pooled, product, logits: addBias(product, w.head.b) };
   };
   return {
-    batch: B,
-    heads: { lrp: await head(c.lrp_final_norm_eps), classifier: await head(c.final_norm_eps) },
-    patches: f32(patches),
-    patchProduct: f32(patchProduct),
-    tokens: f32(tokens),
+    input,
+    patches,
+    patchProduct,
+    tokens,
     blocks,
-    out: f32(x),
+    out: x,
+    heads: { lrp: await head(c.lrp_final_norm_eps), classifier: await head(c.final_norm_eps) },
   };
 }
 

@@ -1,0 +1,72 @@
+import { f64Products } from '../engine/f64-matmul.js';
+import type { HostMaps } from '../models/host-f64.js';
+import type { VisionTransformer } from '../models/vit.js';
+import { type HostVitTrace, vitForwardF64 } from '../models/vit-f64.js';
+import { vitRelpropF64 } from '../models/vit-relprop-f64.js';
+import { hostRuleSets } from '../rules/float64.js';
+import type { RuleSetName } from '../rules/types.js';
+import type { HostPasses } from './model-pass.js';
+import { type ClassRequest, passPlan, resolveClasses } from './pass.js';
+import type { ExplanationMethod, HeadKind, MethodOptions } from './types.js';
+
+/**
+ * `--forward f64` for a batch: the forward pass and the passes the methods need that run on the host in float64,
+ * before the shared pass (src/methods/pass.ts) serves them to the methods as float32 tensors, each value rounded once.
+ * The classes are decided here, from the float64 logits rounded once (the values the pass's logits hold), so the host
+ * passes and the pass explain the same ones.
+ *
+ * ViT: the forward and every relevance pass (both rule sets) in float64; the backward passes stay on the backend (the
+ * maps they feed are at float64 on every golden case: results/precision).
+ */
+export interface Float64Batch<T> {
+  trace: T;
+  passes: HostPasses;
+  classes: Record<HeadKind, number[]>;
+}
+
+export async function vitFloat64(
+  model: VisionTransformer,
+  input: Float32Array | Float64Array,
+  B: number,
+  methods: readonly ExplanationMethod[],
+  options: MethodOptions,
+  request: ClassRequest,
+): Promise<Float64Batch<HostVitTrace>> {
+  const { matmul } = await f64Products();
+  const c = model.config;
+  const plan = passPlan(methods.flatMap((m) => m.needs({ family: 'vit', depth: c.depth }, options)));
+  const rules = hostRuleSets(matmul);
+  const fixed = request === 'top' ? undefined : resolveClasses(request, () => [], B, c.num_classes);
+  const classes: Record<HeadKind, number[]> = { lrp: [], classifier: [] };
+  const relevance: Partial<Record<RuleSetName, HostMaps>> = {};
+  const trace = await vitForwardF64(model, input, B, matmul, async (sample, b) => {
+    for (const head of ['lrp', 'classifier'] as const)
+      classes[head][b] = fixed ? fixed[b]! : argmax(Float32Array.from(sample.heads[head].logits));
+    for (const [name, stop] of plan.relevance) {
+      const r = await vitRelpropF64(
+        model,
+        sample,
+        classes.lrp[b]!,
+        rules[name],
+        stop === 'input' ? 'pixels' : stop,
+        matmul,
+      );
+      const maps = (relevance[name] ??= { attn: r.attnCam.map(() => undefined) });
+      r.attnCam.forEach((a, l) => {
+        if (a) (maps.attn[l] ??= new Float32Array(B * a.length)).set(a, b * a.length);
+      });
+      if (r.pixels) {
+        (maps.input ??= new Float32Array(B * r.pixels.length)).set(r.pixels, b * r.pixels.length);
+        (maps.input64 ??= new Float64Array(B * r.pixels.length)).set(r.pixels, b * r.pixels.length);
+      }
+    }
+  });
+  return { trace, passes: { gradients: {}, relevance }, classes };
+}
+
+/** Index of the first largest value (tf.argMax's choice). */
+export function argmax(v: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
+  return best;
+}
