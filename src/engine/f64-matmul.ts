@@ -7,6 +7,16 @@
 import { DOUBLE, FLOAT, Graph, modelBytes, valueInfo } from '../formats/onnx-writer.js';
 import { loadOnnxRuntime, type OrtSession, ortSession } from './onnx.js';
 
+/**
+ * How a shared float32 weight B enters the product. `transposed`: B is stored [n, k] and used as its transpose
+ * (g·W of a Linear whose host weight is Wᵀ [in, out]: the backward pass, src/models/bert-backward-f64.ts).
+ * `part` (W⁺, W⁻, |W|) is not implemented on this branch.
+ */
+export interface WeightUse {
+  part?: 'pos' | 'neg' | 'abs';
+  transposed?: boolean;
+}
+
 /** C = A·B per group: A [g, m, k] float64; B [g, k, n], or one [k, n] (float32 weights) for every group. */
 export type F64MatMul = (
   a: Float64Array,
@@ -15,11 +25,35 @@ export type F64MatMul = (
   m: number,
   k: number,
   n: number,
+  use?: WeightUse,
 ) => Promise<Float64Array>;
 
+function checkUse(b: Float64Array | Float32Array, k: number, n: number, use: WeightUse | undefined): boolean {
+  if (use?.part) throw new Error(`float64 products: weight part '${use.part}' is not implemented`);
+  if (!use?.transposed) return false;
+  if (!(b instanceof Float32Array) || b.length !== k * n)
+    throw new Error('float64 products: only a shared float32 weight can be used transposed');
+  return true;
+}
+
 /** Plain JavaScript float64 products. */
-export const jsMatMulF64: F64MatMul = async (a, b, g, m, k, n) => {
+export const jsMatMulF64: F64MatMul = async (a, b, g, m, k, n, use) => {
   const out = new Float64Array(g * m * n);
+  if (checkUse(b, k, n, use)) {
+    // B stored [n, k]: C[i, j] = Σ_kk A[i, kk]·B[j, kk], accumulated in the same order.
+    for (let gi = 0; gi < g; gi++)
+      for (let i = 0; i < m; i++) {
+        const ao = (gi * m + i) * k;
+        const oo = (gi * m + i) * n;
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          const bo = j * k;
+          for (let kk = 0; kk < k; kk++) s += a[ao + kk]! * b[bo + kk]!;
+          out[oo + j] = s;
+        }
+      }
+    return out;
+  }
   const shared = b.length === k * n;
   const acc = new Float64Array(n);
   for (let gi = 0; gi < g; gi++) {
@@ -43,16 +77,15 @@ export const jsMatMulF64: F64MatMul = async (a, b, g, m, k, n) => {
  * double or (`b` 'float32') float32 cast to double inside the graph, so that float32 weights need no float64 copy.
  * All dimensions are dynamic.
  */
-function matMulF64OnnxModel(b: 'float32' | 'float64'): Uint8Array {
+function matMulF64OnnxModel(b: 'float32' | 'float64' | 'float32T'): Uint8Array {
   const g = new Graph();
-  const bIn = b === 'float32' ? g.op('Cast', ['b'], { to: DOUBLE }) : 'b';
+  const cast = b === 'float64' ? 'b' : g.op('Cast', ['b'], { to: DOUBLE });
+  const bIn = b === 'float32T' ? g.op('Transpose', [cast], { perm: [1, 0] }) : cast;
   g.op('MatMul', ['a', bIn], {}, 'c');
+  const bDims = b === 'float32' ? ['K', 'N'] : b === 'float32T' ? ['N', 'K'] : ['G', 'K', 'N'];
   const graph = g.encode(
     `matmul_f64_${b}`,
-    [
-      valueInfo('a', ['G', 'M', 'K'], DOUBLE),
-      valueInfo('b', b === 'float32' ? ['K', 'N'] : ['G', 'K', 'N'], b === 'float32' ? FLOAT : DOUBLE),
-    ],
+    [valueInfo('a', ['G', 'M', 'K'], DOUBLE), valueInfo('b', bDims, b === 'float64' ? DOUBLE : FLOAT)],
     [valueInfo('c', ['G', 'M', 'N'], DOUBLE)],
   );
   return modelBytes(graph, 'bench src/engine/f64-matmul.ts');
@@ -65,23 +98,25 @@ function onnxMatMulF64(): Promise<F64MatMul> | undefined {
   const { ort } = loadOnnxRuntime();
   if (!ort) return undefined;
   ortProducts ??= (async () => {
-    const sessions: Record<'float32' | 'float64', OrtSession> = {
+    const sessions: Record<'float32' | 'float64' | 'float32T', OrtSession> = {
       float32: await ortSession(ort, matMulF64OnnxModel('float32'), 1),
       float64: await ortSession(ort, matMulF64OnnxModel('float64'), 1),
+      float32T: await ortSession(ort, matMulF64OnnxModel('float32T'), 1),
     };
     const Tensor = ort.Tensor as unknown as new (
       type: 'float32' | 'float64',
       data: Float32Array | Float64Array,
       dims: number[],
     ) => { data: Float64Array };
-    return async (a, b, g, m, k, n) => {
+    return async (a, b, g, m, k, n, use) => {
+      const transposed = checkUse(b, k, n, use);
       const weights = b instanceof Float32Array;
       if (weights && b.length !== k * n) throw new Error('float32 operands of the float64 products are shared weights');
       const feeds = {
         a: new Tensor('float64', a, [g, m, k]),
-        b: weights ? new Tensor('float32', b, [k, n]) : new Tensor('float64', b, [g, k, n]),
+        b: weights ? new Tensor('float32', b, transposed ? [n, k] : [k, n]) : new Tensor('float64', b, [g, k, n]),
       };
-      const out = await sessions[weights ? 'float32' : 'float64'].run(feeds as never);
+      const out = await sessions[transposed ? 'float32T' : weights ? 'float32' : 'float64'].run(feeds as never);
       return (out.c as unknown as { data: Float64Array }).data;
     };
   })();
