@@ -2,9 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { f64Products, jsMatMulF64 } from '../src/engine/f64-matmul.js';
 import { loadOnnxRuntime } from '../src/engine/onnx.js';
+import { geluF64, geluGradF64, layerNorm, layerNormBackwardF64 } from '../src/models/host-f64.js';
 import { maxAbsDiff } from './helpers/compare.js';
 
-/** The float64 backward pass's pieces: products with a transposed float32 weight (src/engine/f64-matmul.ts). */
+/**
+ * The float64 backward pass's pieces: products with a transposed float32 weight (src/engine/f64-matmul.ts), GELU'
+ * and the LayerNorm backward (src/models/host-f64.ts).
+ */
 
 const rand = (n: number, seed: number) => {
   let x = seed >>> 0;
@@ -37,4 +41,26 @@ describe('float64 products with a transposed float32 weight', () => {
     const js = await jsMatMulF64(a, wNK, g, m, k, n, { transposed: true });
     assert.ok(maxAbsDiff(ort, js) <= 1e-14, `max|Δ| ${maxAbsDiff(ort, js)}`);
   });
+});
+
+test("GELU' and the LayerNorm backward: central differences agree to 1e-9", () => {
+  const z = rand(41, 3).map((v) => v * 8);
+  const h = 1e-5;
+  const gg = geluGradF64(z);
+  const up = geluF64(z.map((v) => v + h));
+  const down = geluF64(z.map((v) => v - h));
+  for (let i = 0; i < z.length; i++) assert.ok(Math.abs((up[i]! - down[i]!) / (2 * h) - gg[i]!) < 1e-9, `z ${z[i]}`);
+  const D = 9;
+  const x = rand(2 * D, 4);
+  const gOut = rand(2 * D, 5);
+  const norm: [Float64Array, Float64Array] = [rand(D, 6).map((v) => 1 + v), rand(D, 7)];
+  const gx = layerNormBackwardF64(x, gOut, D, norm[0], 1e-5);
+  const f = (xx: Float64Array) => layerNorm(xx, D, norm, 1e-5).reduce((s, v, i) => s + v * gOut[i]!, 0);
+  for (let i = 0; i < x.length; i++) {
+    const xp = Float64Array.from(x);
+    const xm = Float64Array.from(x);
+    xp[i]! += h;
+    xm[i]! -= h;
+    assert.ok(Math.abs((f(xp) - f(xm)) / (2 * h) - gx[i]!) < 1e-9, `x[${i}]`);
+  }
 });
