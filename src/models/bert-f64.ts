@@ -20,9 +20,27 @@ import {
   readLinear,
   readNorm,
   softmaxRows,
+  splitHeads,
+  transposeGroups,
 } from './host-f64.js';
 
 type LayerKey = Exclude<keyof BertLayerTrace, 'products'> | `${keyof BertLayerTrace['products']}P`;
+
+/**
+ * The float64 values the forward pass computed, unrounded, for a float64 backward pass
+ * (src/models/bert-backward-f64.ts); shapes and layouts as the float32 fields of HostBertTrace.
+ */
+export interface ExactBertTrace {
+  embeddings: Float64Array;
+  layers: Record<ExactLayerKey, Float64Array>[];
+  out: Float64Array;
+  cls: Float64Array;
+  pooled: Float64Array;
+  logits: Float64Array;
+}
+
+/** Each layer's values kept in float64: the inputs of every step of the backward pass (not kT, qk, scores, masked). */
+export type ExactLayerKey = 'h' | 'q' | 'k' | 'v' | 'P' | 'ctx' | 'sa' | 'r1' | 'a' | 'z1' | 'g' | 'm' | 'r2';
 
 /** The trace's values as host arrays (float32, each rounded once from float64), shapes as in BertTrace. */
 export interface HostBertTrace {
@@ -36,9 +54,11 @@ export interface HostBertTrace {
   logits: Float32Array;
   poolerP: Float32Array;
   classifierP: Float32Array;
+  /** The same values before their rounding to float32 (the float64 backward pass's inputs). */
+  exact: ExactBertTrace;
 }
 
-interface HostBertWeights {
+export interface HostBertWeights {
   word: Float32Array;
   position: Float32Array;
   tokenType: Float32Array;
@@ -58,7 +78,7 @@ interface HostBertWeights {
 }
 
 /** The model's weights read back once per model (embedding tables and products' operands float32, vectors float64). */
-const weightsOf = oncePerModel(readWeights);
+export const bertHostWeights = oncePerModel(readWeights);
 
 async function readWeights(model: BertForSequenceClassification): Promise<HostBertWeights> {
   const w = model.weights;
@@ -106,7 +126,7 @@ export async function bertForwardF64(
   const d = model.headDim;
   const eps = c.layer_norm_eps;
   model.checkInputs(inputIds, attentionMask, tokenTypeIds, B, N);
-  const w = await weightsOf(model);
+  const w = await bertHostWeights(model);
   const lin = (x: Float64Array, l: HostLinear) => matmul(x, l.Wt, 1, x.length / l.inDim, l.inDim, l.outDim);
 
   // Embeddings: (token type + position) + word, then LayerNorm.
@@ -126,6 +146,8 @@ export async function bertForwardF64(
   for (let i = 0; i < B * N; i++) mask[i] = attentionMask ? (1 - attentionMask[i]!) * -10000 : 0;
   const sqrtD = Math.sqrt(d);
   const layers: HostBertTrace['layers'] = [];
+  const exactLayers: ExactBertTrace['layers'] = [];
+  const embeddingsF64 = x;
   for (const lw of w.layers) {
     const h = x;
     const queryP = await lin(h, lw.query);
@@ -134,9 +156,7 @@ export async function bertForwardF64(
     const [q, k, v] = [queryP, keyP, valueP].map((p, i) =>
       splitHeads(addBias(p, [lw.query, lw.key, lw.value][i]!.b), B, H, N, d),
     ) as [Float64Array, Float64Array, Float64Array];
-    const kT = new Float64Array(k.length);
-    for (let g = 0; g < B * H; g++)
-      for (let n = 0; n < N; n++) for (let j = 0; j < d; j++) kT[(g * d + j) * N + n] = k[(g * N + n) * d + j]!;
+    const kT = transposeGroups(k, B * H, N, d);
     const qk = await matmul(q, kT, B * H, N, d, N);
     const scores = new Float64Array(qk.length);
     const masked = new Float64Array(qk.length);
@@ -169,12 +189,14 @@ export async function bertForwardF64(
         Object.entries({ ...all, ...products }).map(([key, val]) => [key, f32(val)]),
       ) as HostBertTrace['layers'][number],
     );
+    exactLayers.push({ h, q, k, v, P, ctx, sa, r1, a, z1, g, m, r2 });
   }
   const cls = new Float64Array(B * D);
   for (let b = 0; b < B; b++) cls.set(x.subarray(b * N * D, b * N * D + D), b * D);
   const poolerP = await lin(cls, w.pooler);
   const pooled = addBias(poolerP, w.pooler.b).map(Math.tanh);
   const classifierP = await lin(pooled, w.classifier);
+  const logits = addBias(classifierP, w.classifier.b);
   return {
     batch: B,
     seqLen: N,
@@ -183,9 +205,10 @@ export async function bertForwardF64(
     out: f32(x),
     cls: f32(cls),
     pooled: f32(pooled),
-    logits: f32(addBias(classifierP, w.classifier.b)),
+    logits: f32(logits),
     poolerP: f32(poolerP),
     classifierP: f32(classifierP),
+    exact: { embeddings: embeddingsF64, layers: exactLayers, out: x, cls, pooled, logits },
   };
 }
 
@@ -249,14 +272,4 @@ export function bertTraceFromHost(
     logits: t2(host.logits, c.num_labels),
     products: { pooler: t2(host.poolerP, D), classifier: t2(host.classifierP, c.num_labels) },
   };
-}
-
-/** [BN, H·d] → [BH, N, d] (head h = features [h·d, (h+1)·d)). */
-function splitHeads(x: Float64Array, B: number, H: number, N: number, d: number): Float64Array {
-  const out = new Float64Array(x.length);
-  for (let b = 0; b < B; b++)
-    for (let n = 0; n < N; n++)
-      for (let h = 0; h < H; h++)
-        for (let j = 0; j < d; j++) out[((b * H + h) * N + n) * d + j] = x[(b * N + n) * H * d + h * d + j]!;
-  return out;
 }

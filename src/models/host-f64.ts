@@ -64,6 +64,54 @@ export function geluF64(z: Float64Array): Float64Array {
   return g;
 }
 
+/** d GELU(z)/dz = Φ(z) + z·φ(z) (exact, erf) of every value, in float64. */
+export function geluGradF64(z: Float64Array): Float64Array {
+  const out = new Float64Array(z.length);
+  for (let i = 0; i < z.length; i++) {
+    const x = z[i]!;
+    out[i] = 0.5 * (1 + erf(x * Math.SQRT1_2)) + x * Math.exp(-0.5 * x * x) * INV_SQRT_2PI;
+  }
+  return out;
+}
+
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/**
+ * The vector–Jacobian product of `layerNorm` over rows of length D at its input x, for the output gradient g
+ * (β drops out), in float64: (γg − mean(γg) − x̂·mean(γg·x̂)) / σ, with x̂ = (x − μ)/σ, σ = √(biased var + eps).
+ */
+export function layerNormBackwardF64(
+  x: Float64Array,
+  g: Float64Array,
+  D: number,
+  gamma: Float64Array,
+  eps: number,
+): Float64Array {
+  const out = new Float64Array(x.length);
+  const xhat = new Float64Array(D);
+  const dy = new Float64Array(D);
+  for (let r = 0; r < x.length; r += D) {
+    let mean = 0;
+    for (let j = 0; j < D; j++) mean += x[r + j]!;
+    mean /= D;
+    let v = 0;
+    for (let j = 0; j < D; j++) v += (x[r + j]! - mean) ** 2;
+    const rstd = 1 / Math.sqrt(v / D + eps);
+    let m1 = 0;
+    let m2 = 0;
+    for (let j = 0; j < D; j++) {
+      xhat[j] = (x[r + j]! - mean) * rstd;
+      dy[j] = g[r + j]! * gamma[j]!;
+      m1 += dy[j]!;
+      m2 += dy[j]! * xhat[j]!;
+    }
+    m1 /= D;
+    m2 /= D;
+    for (let j = 0; j < D; j++) out[r + j] = (dy[j]! - m1 - xhat[j]! * m2) * rstd;
+  }
+  return out;
+}
+
 /** LayerNorm over rows of length D (biased variance, as torch), in float64. */
 export function layerNorm(
   x: Float64Array,
@@ -130,6 +178,26 @@ export function addBias(y: Float64Array, b: Float64Array | undefined): Float64Ar
 export function add(a: Float64Array, b: Float64Array): Float64Array {
   const out = new Float64Array(a.length);
   for (let i = 0; i < a.length; i++) out[i] = a[i]! + b[i]!;
+  return out;
+}
+
+/** Each group's [rows, cols] matrix transposed: [G, rows, cols] → [G, cols, rows]. */
+export function transposeGroups(x: Float64Array, G: number, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let g = 0; g < G; g++) {
+    const o = g * rows * cols;
+    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[o + j * rows + i] = x[o + i * cols + j]!;
+  }
+  return out;
+}
+
+/** [BN, H·d] → [BH, N, d] (head h = features [h·d, (h+1)·d)): the inverse of mergeHeads. */
+export function splitHeads(x: Float64Array, B: number, H: number, N: number, d: number): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let b = 0; b < B; b++)
+    for (let n = 0; n < N; n++)
+      for (let h = 0; h < H; h++)
+        for (let j = 0; j < d; j++) out[((b * H + h) * N + n) * d + j] = x[(b * N + n) * H * d + h * d + j]!;
   return out;
 }
 
