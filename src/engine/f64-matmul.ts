@@ -19,7 +19,7 @@ export interface WeightUse {
 
 /**
  * C = A·B per group: A [g, m, k] float64; B [g, k, n], or one [k, n] (float32 weights) for every group. With `use`
- * (float32 weights and g = 1 only): B is that derived form of the stored weight.
+ * (float32 weights only): B is that derived form of the stored weight.
  */
 export type F64MatMul = (
   a: Float64Array,
@@ -49,8 +49,8 @@ export function derivedWeight(b: Float32Array, k: number, n: number, use: Weight
 
 function checkUse(b: Float64Array | Float32Array, g: number, k: number, n: number, use: WeightUse | undefined): void {
   if (!use) return;
-  if (!(b instanceof Float32Array) || g !== 1 || b.length !== k * n)
-    throw new Error('a derived weight operand of the float64 products is one float32 [k, n] weight (g = 1)');
+  if (!(b instanceof Float32Array) || b.length !== k * n)
+    throw new Error('a derived weight operand of the float64 products is one float32 weight shared by every group');
 }
 
 /** Plain JavaScript float64 products. */
@@ -148,7 +148,7 @@ function onnxMatMulF64(): Promise<F64MatMul> | undefined {
       if (weights && b.length !== k * n) throw new Error('float32 operands of the float64 products are shared weights');
       if (use && (use.part || use.transposed)) {
         const feeds = {
-          a: new Tensor('float64', a, [m, k]),
+          a: new Tensor('float64', a, [g * m, k]),
           b: new Tensor('float32', b, use.transposed ? [n, k] : [k, n]),
         };
         const out = await (await derivedSession(use)).run(feeds as never);

@@ -1,11 +1,9 @@
-import { f64Products } from '../engine/f64-matmul.js';
 import { hostReadable } from '../engine/ops.js';
 import * as tf from '../engine/tf.js';
 import type { BertForSequenceClassification } from '../models/bert.js';
-import { bertForwardF64 } from '../models/bert-f64.js';
 import { forwardPrecision } from '../models/forward-precision.js';
 import type { VisionTransformer } from '../models/vit.js';
-import { argmax, vitFloat64 } from './float64-passes.js';
+import { argmax, bertFloat64, vitFloat64 } from './float64-passes.js';
 import { bertPass, float64Values, type ModelPass, vitPass } from './model-pass.js';
 import { type ClassRequest, PassContext } from './pass.js';
 import { checkMethodOutput, checkNoNaN } from './plugins.js';
@@ -109,12 +107,21 @@ export async function explainTokens(
   methods: readonly ExplanationMethod[],
   opts: ExplainOptions = {},
 ): Promise<Explanation> {
-  const host =
+  const f64 =
     forwardPrecision() === 'f64'
-      ? await bertForwardF64(model, inputIds, attentionMask, batch, seqLen, (await f64Products()).matmul)
+      ? await bertFloat64(
+          model,
+          inputIds,
+          attentionMask,
+          batch,
+          seqLen,
+          methods,
+          { startLayer: opts.startLayer },
+          opts.classes ?? 'top',
+        )
       : undefined;
   return run(
-    () => bertPass(model, inputIds, attentionMask, batch, seqLen, host),
+    () => bertPass(model, inputIds, attentionMask, batch, seqLen, f64?.trace, f64?.passes),
     batch,
     methods,
     opts,
@@ -124,6 +131,7 @@ export async function explainTokens(
       mapIsRaw: true,
       toMap: (raw) => Float32Array.from(raw),
     }),
+    f64?.classes,
   );
 }
 

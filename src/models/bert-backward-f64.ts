@@ -15,23 +15,17 @@ import {
   f32,
   geluGradF64,
   type HostLinear,
+  type HostMaps,
   layerNormBackwardF64,
   mergeHeads,
   splitHeads,
   transposeGroups,
 } from './host-f64.js';
 
-/** Float32 results of the float64 backward pass: as `AttentionGradients` (src/models/gradients.ts), on the host. */
-export interface HostAttentionGradients {
-  /** ∂⟨logits, seed⟩/∂P_l, [B·H, N, N] row-major, for l = depth−1 … downTo; undefined below. */
-  attn: (Float32Array | undefined)[];
-  /** With downTo 'input': the gradient at the embedding output (layer 0's input), [B·N, D]. */
-  input?: Float32Array;
-}
-
 /**
  * ∂⟨logits, seed⟩/∂P_l for layers l = depth−1 … downTo, in float64 from `host.exact` (a trace of
- * `bertForwardF64`), each rounded to float32 once. seed: [B, C] row-major, usually one-hot rows. downTo 'input':
+ * `bertForwardF64`), each rounded to float32 once: attn[l] [B·H, N, N] (undefined below downTo); with 'input', the
+ * gradient at the embedding output [B·N, D]. seed: [B, C] row-major, usually one-hot rows. downTo 'input':
  * through every layer, and also the gradient at the embedding output.
  */
 export async function bertAttentionGradientsF64(
@@ -40,7 +34,7 @@ export async function bertAttentionGradientsF64(
   seed: Float64Array,
   downTo: number | 'input',
   matmul: F64MatMul,
-): Promise<HostAttentionGradients> {
+): Promise<HostMaps> {
   const c = model.config;
   const { batch: B, seqLen: N } = host;
   const D = c.hidden_size;
