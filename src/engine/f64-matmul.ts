@@ -47,7 +47,7 @@ export function derivedWeight(b: Float32Array, k: number, n: number, use: Weight
   return out;
 }
 
-function checkUse(b: Float64Array | Float32Array, g: number, k: number, n: number, use: WeightUse | undefined): void {
+function checkUse(b: Float64Array | Float32Array, k: number, n: number, use: WeightUse | undefined): void {
   if (!use) return;
   if (!(b instanceof Float32Array) || b.length !== k * n)
     throw new Error('a derived weight operand of the float64 products is one float32 weight shared by every group');
@@ -55,7 +55,7 @@ function checkUse(b: Float64Array | Float32Array, g: number, k: number, n: numbe
 
 /** Plain JavaScript float64 products. */
 export const jsMatMulF64: F64MatMul = async (a, b0, g, m, k, n, use) => {
-  checkUse(b0, g, k, n, use);
+  checkUse(b0, k, n, use);
   const b = use ? derivedWeight(b0 as Float32Array, k, n, use) : b0;
   const out = new Float64Array(g * m * n);
   const shared = b.length === k * n;
@@ -143,7 +143,7 @@ function onnxMatMulF64(): Promise<F64MatMul> | undefined {
       dims: number[],
     ) => { data: Float64Array };
     return async (a, b, g, m, k, n, use) => {
-      checkUse(b, g, k, n, use);
+      checkUse(b, k, n, use);
       const weights = b instanceof Float32Array;
       if (weights && b.length !== k * n) throw new Error('float32 operands of the float64 products are shared weights');
       if (use && (use.part || use.transposed)) {

@@ -4,6 +4,7 @@ import { bertAttentionGradientsF64 } from '../models/bert-backward-f64.js';
 import { bertForwardF64, type HostBertTrace } from '../models/bert-f64.js';
 import type { HostMaps } from '../models/host-f64.js';
 import type { VisionTransformer } from '../models/vit.js';
+import { vitAttentionGradientsF64 } from '../models/vit-backward-f64.js';
 import { type HostVitTrace, vitForwardF64 } from '../models/vit-f64.js';
 import { vitRelpropF64 } from '../models/vit-relprop-f64.js';
 import { hostRuleSets } from '../rules/float64.js';
@@ -18,8 +19,8 @@ import type { ExplanationMethod, HeadKind, MethodOptions } from './types.js';
  * The classes are decided here, from the float64 logits rounded once (the values the pass's logits hold), so the host
  * passes and the pass explain the same ones.
  *
- * ViT: the forward and every relevance pass (both rule sets) in float64; the backward passes stay on the backend (the
- * maps they feed are at float64 on every golden case: results/precision).
+ * ViT: the forward, backward and relevance passes (both rule sets) in float64, one sample at a time (a ViT-B/16 pass in
+ * float64 holds ≈ 350 MB per image).
  */
 export interface Float64Batch<T> {
   trace: T;
@@ -42,9 +43,14 @@ export async function vitFloat64(
   const fixed = request === 'top' ? undefined : resolveClasses(request, () => [], B, c.num_classes);
   const classes: Record<HeadKind, number[]> = { lrp: [], classifier: [] };
   const relevance: Partial<Record<RuleSetName, HostMaps>> = {};
+  const gradients: Partial<Record<HeadKind, HostMaps>> = {};
   const trace = await vitForwardF64(model, input, B, matmul, async (sample, b) => {
     for (const head of ['lrp', 'classifier'] as const)
       classes[head][b] = fixed ? fixed[b]! : argmax(Float32Array.from(sample.heads[head].logits));
+    for (const [head, downTo] of plan.gradients) {
+      const g = await vitAttentionGradientsF64(model, sample, head, classes[head][b]!, downTo, matmul);
+      place((gradients[head] ??= { attn: g.attn.map(() => undefined) }), g.attn, g.input, b, B);
+    }
     for (const [name, stop] of plan.relevance) {
       const r = await vitRelpropF64(
         model,
@@ -55,16 +61,11 @@ export async function vitFloat64(
         matmul,
       );
       const maps = (relevance[name] ??= { attn: r.attnCam.map(() => undefined) });
-      r.attnCam.forEach((a, l) => {
-        if (a) (maps.attn[l] ??= new Float32Array(B * a.length)).set(a, b * a.length);
-      });
-      if (r.pixels) {
-        (maps.input ??= new Float32Array(B * r.pixels.length)).set(r.pixels, b * r.pixels.length);
-        (maps.input64 ??= new Float64Array(B * r.pixels.length)).set(r.pixels, b * r.pixels.length);
-      }
+      place(maps, r.attnCam, r.pixels, b, B);
+      if (r.pixels) (maps.input64 ??= new Float64Array(B * r.pixels.length)).set(r.pixels, b * r.pixels.length);
     }
   });
-  return { trace, passes: { gradients: {}, relevance }, classes };
+  return { trace, passes: { gradients, relevance }, classes };
 }
 
 /**
@@ -97,6 +98,20 @@ export async function bertFloat64(
     gradients[head] = await bertAttentionGradientsF64(model, trace, seed, downTo, matmul);
   }
   return { trace, passes: { gradients, relevance: {} }, classes: { lrp: cls, classifier: cls } };
+}
+
+/** One sample's pass (float64) into its slot of the batch's float32 arrays, each value rounded once. */
+function place(
+  maps: HostMaps,
+  attn: (Float64Array | undefined)[],
+  input: Float64Array | undefined,
+  b: number,
+  B: number,
+): void {
+  attn.forEach((a, l) => {
+    if (a) (maps.attn[l] ??= new Float32Array(B * a.length)).set(a, b * a.length);
+  });
+  if (input) (maps.input ??= new Float32Array(B * input.length)).set(input, b * input.length);
 }
 
 /** Index of the first largest value (tf.argMax's choice). */

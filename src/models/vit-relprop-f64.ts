@@ -17,7 +17,7 @@ import {
   productTransposedRuleF64,
   zBoxRuleF64,
 } from '../rules/float64.js';
-import { mergeHeads } from './host-f64.js';
+import { mergeHeads, splitHeads } from './host-f64.js';
 import type { VisionTransformer } from './vit.js';
 import { type ExactVitSample, vitHostWeights } from './vit-f64.js';
 
@@ -62,8 +62,8 @@ export async function vitRelpropF64(
     const rN2 = await rules.linear(bw.fc1, t.n2, rG, t.fc1P); // GELU and LayerNorm are identities
     const rH1 = cloneRuleF64(t.h1, [rRes2, rN2]);
     const [rRes1, rAttn] = rules.add(t.x, t.a, rH1, t.h1);
-    const rO = splitHeads(await rules.linear(bw.proj, t.o, rAttn, t.projP), H, N, d);
-    const [rA, rV] = (await productRuleF64(matmul, t.A, t.v, rO, splitHeads(t.o, H, N, d), [H, N, N, d])).map(half);
+    const rO = splitHeads(await rules.linear(bw.proj, t.o, rAttn, t.projP), 1, H, N, d);
+    const [rA, rV] = (await productRuleF64(matmul, t.A, t.v, rO, splitHeads(t.o, 1, H, N, d), [H, N, N, d])).map(half);
     attnCam[l] = rA;
     if (l === stop) return { attnCam };
     // Softmax and the score scale are identities for relevance (quirk Q7).
@@ -99,12 +99,4 @@ export async function vitRelpropF64(
         for (let x = 0; x < p; x++) pixels[(y0 + y) * S + x0 + x]! += rIn[pi * cols + (ch * p + y) * p + x]!;
   }
   return { attnCam, pixels };
-}
-
-/** [N, H·d] → [H, N, d]. */
-function splitHeads(x: Float64Array, H: number, N: number, d: number): Float64Array {
-  const out = new Float64Array(x.length);
-  for (let n = 0; n < N; n++)
-    for (let h = 0; h < H; h++) for (let j = 0; j < d; j++) out[(h * N + n) * d + j] = x[n * H * d + h * d + j]!;
-  return out;
 }

@@ -1,5 +1,5 @@
 import type { F64MatMul } from '../engine/f64-matmul.js';
-import type { HostLinear } from '../models/host-f64.js';
+import { type HostLinear, transposeGroups } from '../models/host-f64.js';
 import type { RuleSetName } from './types.js';
 
 /**
@@ -127,14 +127,6 @@ export function poolRuleF64(x0: Float64Array, R: Float64Array): Float64Array {
   return x0.map((x, i) => x * safeDiv(R[i]!, x));
 }
 
-/** [g, r, c] → [g, c, r]. */
-function transpose3(x: Float64Array, g: number, r: number, c: number): Float64Array {
-  const out = new Float64Array(x.length);
-  for (let k = 0; k < g; k++)
-    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[(k * c + j) * r + i] = x[(k * r + i) * c + j]!;
-  return out;
-}
-
 /**
  * Z-rule for per-group products Z = A·B (A [g, n, k], B [g, k, m], Z the forward's A·B): R_A = A ⊙ (S·Bᵀ),
  * R_B = B ⊙ (Aᵀ·S), S = safe_divide(R, Z).
@@ -148,8 +140,8 @@ export async function productRuleF64(
   [g, n, k, m]: [number, number, number, number],
 ): Promise<[Float64Array, Float64Array]> {
   const S = safeDivAll(R, Z);
-  const cA = await matmul(S, transpose3(B, g, k, m), g, n, m, k);
-  const cB = await matmul(transpose3(A, g, n, k), S, g, k, n, m);
+  const cA = await matmul(S, transposeGroups(B, g, k, m), g, n, m, k);
+  const cB = await matmul(transposeGroups(A, g, n, k), S, g, k, n, m);
   return [A.map((v, i) => v * cA[i]!), B.map((v, i) => v * cB[i]!)];
 }
 
@@ -167,7 +159,7 @@ export async function productTransposedRuleF64(
 ): Promise<[Float64Array, Float64Array]> {
   const S = safeDivAll(R, Z);
   const cA = await matmul(S, B, g, n, n, k);
-  const cB = await matmul(transpose3(S, g, n, n), A, g, n, n, k);
+  const cB = await matmul(transposeGroups(S, g, n, n), A, g, n, n, k);
   return [A.map((v, i) => v * cA[i]!), B.map((v, i) => v * cB[i]!)];
 }
 
