@@ -61,7 +61,7 @@ export const FORWARD_OPTION = {
   choices: FORWARD_CHOICES,
   default: (process.env.BENCH_FORWARD || 'f32') as ForwardPrecision,
   describe:
-    "precision of the forward pass, ViT and BERT (default: $BENCH_FORWARD, else f32): f64 = products, LayerNorm, softmax and GELU in float64, each value rounded to float32 once, and the relevance rules divide by these values (closer to float64 than the official float32 code; products on onnxruntime-node's double GEMM, else JavaScript); f32 = the backend's own",
+    "precision of the model's passes, ViT and BERT (default: $BENCH_FORWARD, else f32): f64 = the forward, backward and relevance passes in float64 on the CPU, each value rounded to float32 once (closer to float64 than the official float32 code; products on onnxruntime-node's double GEMM, else JavaScript); f32 = the backend's own float32 arithmetic, the official code's",
 } as const;
 
 /** The --shard option of seg, visualize and eraser. */

@@ -11,7 +11,7 @@ import type { Linear } from './linear.js';
 /** One line for the logs: the forward precision in use and what computes its products. */
 export function describeForward(): string {
   if (forwardPrecision() === 'f32') return 'float32 (the backend’s own)';
-  return `float64, rounded once per value (products: ${loadOnnxRuntime().ort ? 'onnxruntime-node double GEMM' : 'JavaScript; slow for large models: install onnxruntime-node'})`;
+  return `float64 forward, backward and relevance passes, rounded once per value (products: ${loadOnnxRuntime().ort ? 'onnxruntime-node double GEMM' : 'JavaScript; slow for large models: install onnxruntime-node'})`;
 }
 
 /** A Linear layer's weights on the host: Wᵀ as [in, out] in float32 as stored (the products' operand), bias in float64. */

@@ -1,14 +1,12 @@
 /**
  * The ViT forward pass in float64, rounded once per stored value: the "precise forward" (`--forward f64`).
  *
- * Why: measured on the golden cases (results/precision/README.md), the distance of our maps to the official
- * float64 maps comes almost entirely from the forward pass's float32 products. The wasm backend's matmul
- * accumulates in float32 as the official PyTorch code does, so both carry the same kind of noise, and the
- * ill-conditioned methods (full LRP, and the 'ours' rule's shared denominators) amplify it. With every forward
- * product, LayerNorm, softmax and GELU computed in float64 and each stored value rounded to float32 once, every
- * method of the paper comes closer to the float64 truth than the official float32 code on the S1 goldens and on
- * 167 of the 168 maps of the held-out geometries, while the backward and relevance passes stay on the tfjs backend
- * (on S1, float64 products there changed nothing measurable; the one geometry map left is full LRP's).
+ * Why: the wasm backend's matmul accumulates in float32 as the official PyTorch code does, so both carry the same
+ * kind of noise, and the ill-conditioned methods (full LRP, and the 'ours' rule's shared denominators) amplify it.
+ * With every forward product, LayerNorm, softmax and GELU computed in float64 and each stored value rounded to float32
+ * once, and the backward and relevance passes run in float64 on these values too (vit-backward-f64.ts,
+ * vit-relprop-f64.ts, driven by src/methods/float64-passes.ts), every method of the paper is as close to the float64
+ * truth as float32 can hold it (results/precision/README.md).
  *
  * The products run through an `F64MatMul` (src/engine/f64-matmul.ts): onnxruntime-node's double GEMM when it is
  * installed, else plain JavaScript (slow for ViT-B-sized models). The weights are read back once per model into
