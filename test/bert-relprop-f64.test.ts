@@ -3,6 +3,8 @@ import { describe, test } from 'node:test';
 import { initBackend } from '../src/engine/backend.js';
 import { f64Products, jsMatMulF64 } from '../src/engine/f64-matmul.js';
 import * as tf from '../src/engine/tf.js';
+import { bertFloat64 } from '../src/methods/float64-passes.js';
+import { findMethod } from '../src/methods/registry.js';
 import { BertForSequenceClassification } from '../src/models/bert.js';
 import { readBertConfig } from '../src/models/bert-config.js';
 import { bertForwardF64, bertTraceFromHost } from '../src/models/bert-f64.js';
@@ -142,3 +144,58 @@ describe('float64 BERT relevance pass (golden P1, P2)', async () => {
   }
 });
 
+/**
+ * A batch: `bertFloat64` (src/methods/float64-passes.ts) runs the pass per sample and lays the results out as the
+ * tensor pass would ([B·H, N, N] per layer, the input relevance [B, N, D]); each sample's part is that sample's own
+ * batch-1 pass rounded to float32 (the forward's products over a batch give the same float64 values up to summation
+ * order: measured identical; held to 2⁻²³ of max, one float32 step).
+ */
+test('P1: a batch of two (different masks and classes) = each sample alone, through bertFloat64', async () => {
+  await initBackend('wasm');
+  const { matmul } = await f64Products();
+  const rules = hostRuleSets(matmul);
+  const { meta, model } = goldenBert('P1');
+  const seq = meta.sequences.find((s) => s.name === 'half_pad')!;
+  const N = seq.input_ids.length;
+  const one = Int32Array.from(seq.input_ids);
+  const ids = Int32Array.from([...one, ...one]);
+  const masks = [Int32Array.from(seq.attention_mask), new Int32Array(N).fill(1)];
+  const classes = [seq.other_class, seq.predicted_class];
+  const methods = ['lrp', 'transformer_attribution', 'partial_lrp'].map((m) => findMethod(m));
+  const batch = await bertFloat64(
+    model,
+    ids,
+    Int32Array.from([...masks[0]!, ...masks[1]!]),
+    2,
+    N,
+    methods,
+    { startLayer: 0 },
+    classes,
+  );
+  assert.deepEqual(batch.classes.lrp, classes);
+  const H = model.config.num_attention_heads;
+  const D = model.config.hidden_size;
+  const stops: Record<RuleSetName, number | 'input'> = { lrp: 'input', ours: 0 };
+  for (const set of ['lrp', 'ours'] as const) {
+    const maps = batch.passes.relevance[set]!;
+    assert.ok(maps, set);
+    assert.equal(maps.input?.length, set === 'lrp' ? 2 * N * D : undefined);
+    for (let b = 0; b < 2; b++) {
+      const host = await bertForwardF64(model, one, masks[b], 1, N, matmul);
+      const r = await bertRelpropF64(model, host, 0, classes[b]!, rules[set], stops[set], matmul);
+      r.attnCam.forEach((a, l) => {
+        const part = maps.attn[l]!.subarray(b * H * N * N, (b + 1) * H * N * N);
+        const d = rel(part, Float32Array.from(a!));
+        assert.ok(d <= 2 ** -23, `${set} sample ${b} layer ${l}: ${d}`);
+      });
+      if (r.input) {
+        const part = maps.input!.subarray(b * N * D, (b + 1) * N * D);
+        const d = rel(part, Float32Array.from(r.input));
+        assert.ok(d <= 2 ** -23, `${set} sample ${b} input: ${d}`);
+      }
+    }
+  }
+  await assert.rejects(bertRelpropF64(model, batch.trace, 2, 0, rules.lrp, 'input', matmul), /sample 2/);
+  await assert.rejects(bertRelpropF64(model, batch.trace, 0, 5, rules.lrp, 'input', matmul), /class 5/);
+  await assert.rejects(bertRelpropF64(model, batch.trace, 0, 0, rules.lrp, model.depth, matmul), /out of range/);
+});
