@@ -181,7 +181,7 @@ describe('float64 BERT backward pass (golden P1, P2)', async () => {
         const N = ids.length;
         const host: HostBertTrace = await bertForwardF64(model, ids, mask, 1, N, matmul);
         const ex = host.exact;
-        for (const k of ['embeddings', 'out', 'cls', 'pooled', 'logits'] as const)
+        for (const k of ['embeddings', 'out', 'cls', 'pooled', 'logits', 'poolerP', 'classifierP'] as const)
           assert.deepEqual(host[k], Float32Array.from(ex[k]), k);
         for (let l = 0; l < depth; l++)
           for (const [k, v] of Object.entries(ex.layers[l]!))

@@ -2,6 +2,7 @@ import { f64Products } from '../engine/f64-matmul.js';
 import type { BertForSequenceClassification } from '../models/bert.js';
 import { bertAttentionGradientsF64 } from '../models/bert-backward-f64.js';
 import { bertForwardF64, type HostBertTrace } from '../models/bert-f64.js';
+import { bertRelpropF64 } from '../models/bert-relprop-f64.js';
 import type { HostMaps } from '../models/host-f64.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { vitAttentionGradientsF64 } from '../models/vit-backward-f64.js';
@@ -69,9 +70,9 @@ export async function vitFloat64(
 }
 
 /**
- * BERT: the forward and the backward passes in float64 (the relevance passes stay on the backend: their outputs are
- * within 0.26 of the official float32's distance to float64 with the float64 forward alone, results/precision). One
- * classifier tail: both heads explain the same class.
+ * BERT: the forward, the backward passes and every relevance pass (both rule sets, sample by sample,
+ * src/models/bert-relprop-f64.ts) in float64. One classifier tail: both heads explain the same class, and the
+ * relevance passes start from it.
  */
 export async function bertFloat64(
   model: BertForSequenceClassification,
@@ -97,7 +98,21 @@ export async function bertFloat64(
     });
     gradients[head] = await bertAttentionGradientsF64(model, trace, seed, downTo, matmul);
   }
-  return { trace, passes: { gradients, relevance: {} }, classes: { lrp: cls, classifier: cls } };
+  const rules = hostRuleSets(matmul);
+  const relevance: Partial<Record<RuleSetName, HostMaps>> = {};
+  for (const [name, stop] of plan.relevance) {
+    const maps: HostMaps = { attn: new Array(model.depth).fill(undefined) };
+    for (let b = 0; b < B; b++) {
+      const r = await bertRelpropF64(model, trace, b, cls[b]!, rules[name], stop, matmul);
+      r.attnCam.forEach((a, l) => {
+        if (a) (maps.attn[l] ??= new Float32Array(B * a.length)).set(a, b * a.length);
+      });
+      // [N, D] per sample: the batch's [B, N, D].
+      if (r.input) (maps.input ??= new Float32Array(B * r.input.length)).set(r.input, b * r.input.length);
+    }
+    relevance[name] = maps;
+  }
+  return { trace, passes: { gradients, relevance }, classes: { lrp: cls, classifier: cls } };
 }
 
 /** One sample's pass (float64) into its slot of the batch's float32 arrays, each value rounded once. */

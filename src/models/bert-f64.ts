@@ -1,9 +1,10 @@
 /**
  * The BERT forward pass in float64, rounded once per stored value (`--forward f64`), as src/models/vit-f64.ts does
  * for the ViT: every product, LayerNorm, softmax, GELU and tanh in float64, then the trace `BertForSequenceClassification
- * .forward` records, each value rounded to float32 once; the backward and relevance passes stay on the backend and
- * divide by these values (src/rules/common.ts, "Denominators from the forward pass"). The arithmetic is that of
- * `forward` in src/models/bert.ts, in the same order (token type + position, then word; a division by √d).
+ * .forward` records, each value rounded to float32 once, and the same values unrounded (`exact`) for the float64
+ * backward and relevance passes (src/models/bert-backward-f64.ts, bert-relprop-f64.ts), whose denominators they are
+ * (src/rules/common.ts, "Denominators from the forward pass"). The arithmetic is that of `forward` in
+ * src/models/bert.ts, in the same order (token type + position, then word; a division by √d).
  */
 import type { F64MatMul } from '../engine/f64-matmul.js';
 import * as tf from '../engine/tf.js';
@@ -27,8 +28,8 @@ import {
 type LayerKey = Exclude<keyof BertLayerTrace, 'products'> | `${keyof BertLayerTrace['products']}P`;
 
 /**
- * The float64 values the forward pass computed, unrounded, for a float64 backward pass
- * (src/models/bert-backward-f64.ts); shapes and layouts as the float32 fields of HostBertTrace.
+ * The float64 values the forward pass computed, unrounded, for the float64 backward and relevance passes
+ * (src/models/bert-backward-f64.ts, bert-relprop-f64.ts); shapes and layouts as the float32 fields of HostBertTrace.
  */
 export interface ExactBertTrace {
   embeddings: Float64Array;
@@ -37,10 +38,35 @@ export interface ExactBertTrace {
   cls: Float64Array;
   pooled: Float64Array;
   logits: Float64Array;
+  /** The pooler's and the classifier's products without their biases (the relevance rules' denominators). */
+  poolerP: Float64Array;
+  classifierP: Float64Array;
+  /** The additive mask (1 − attention_mask)·(−10000) per key position, [B, N]. */
+  mask: Float64Array;
 }
 
-/** Each layer's values kept in float64: the inputs of every step of the backward pass (not kT, qk, scores, masked). */
-export type ExactLayerKey = 'h' | 'q' | 'k' | 'v' | 'P' | 'ctx' | 'sa' | 'r1' | 'a' | 'z1' | 'g' | 'm' | 'r2';
+/**
+ * Each layer's values kept in float64: the inputs of every step of the backward pass, and what the relevance rules
+ * divide by (q·kᵀ, the scores and their masked sum, each Linear's product without its bias). Not kT.
+ */
+export type ExactLayerKey =
+  | 'h'
+  | 'q'
+  | 'k'
+  | 'v'
+  | 'qk'
+  | 'scores'
+  | 'masked'
+  | 'P'
+  | 'ctx'
+  | 'sa'
+  | 'r1'
+  | 'a'
+  | 'z1'
+  | 'g'
+  | 'm'
+  | 'r2'
+  | `${keyof BertLayerTrace['products']}P`;
 
 /** The trace's values as host arrays (float32, each rounded once from float64), shapes as in BertTrace. */
 export interface HostBertTrace {
@@ -189,7 +215,7 @@ export async function bertForwardF64(
         Object.entries({ ...all, ...products }).map(([key, val]) => [key, f32(val)]),
       ) as HostBertTrace['layers'][number],
     );
-    exactLayers.push({ h, q, k, v, P, ctx, sa, r1, a, z1, g, m, r2 });
+    exactLayers.push({ h, q, k, v, qk, scores, masked, P, ctx, sa, r1, a, z1, g, m, r2, ...products });
   }
   const cls = new Float64Array(B * D);
   for (let b = 0; b < B; b++) cls.set(x.subarray(b * N * D, b * N * D + D), b * D);
@@ -208,7 +234,7 @@ export async function bertForwardF64(
     logits: f32(logits),
     poolerP: f32(poolerP),
     classifierP: f32(classifierP),
-    exact: { embeddings: embeddingsF64, layers: exactLayers, out: x, cls, pooled, logits },
+    exact: { embeddings: embeddingsF64, layers: exactLayers, out: x, cls, pooled, logits, poolerP, classifierP, mask },
   };
 }
 
