@@ -104,11 +104,7 @@ export async function bertFloat64(
     const maps: HostMaps = { attn: new Array(model.depth).fill(undefined) };
     for (let b = 0; b < B; b++) {
       const r = await bertRelpropF64(model, trace, b, cls[b]!, rules[name], stop, matmul);
-      r.attnCam.forEach((a, l) => {
-        if (a) (maps.attn[l] ??= new Float32Array(B * a.length)).set(a, b * a.length);
-      });
-      // [N, D] per sample: the batch's [B, N, D].
-      if (r.input) (maps.input ??= new Float32Array(B * r.input.length)).set(r.input, b * r.input.length);
+      place(maps, r.attnCam, r.input, b, B); // input: [N, D] per sample, the batch's [B, N, D]
     }
     relevance[name] = maps;
   }
