@@ -1,13 +1,13 @@
 /**
- * `npm run precision:cost`: what the float64 forward pass (`--forward f64`, src/models/vit-f64.ts) costs on the
- * ViT-B/16 six-method sweep, measured side by side with the float32 forward in one process: the same model
- * (deterministic random weights, as bench:speed), the same images, the two forwards alternating image by image
- * (the order swapped every round), one warm-up sweep each first.
+ * `npm run precision:cost`: what the float64 passes (`--forward f64`: the forward, backward and relevance passes in
+ * float64, src/methods/float64-passes.ts) cost on the ViT-B/16 six-method sweep, measured side by side with the
+ * float32 passes in one process: the same model (deterministic random weights, as bench:speed), the same images, the
+ * two modes alternating image by image (the order swapped every round), one warm-up sweep each first.
  *
  *   npm run precision:cost -- [--images 3] [--rounds 2] [--model vit_base_patch16_224] [--json FILE]
  *
  * Prints the median seconds per image of each, their ratio (the issue's bar: ≤ 1.25), the products' engine, and
- * how far the maps of the two forwards are apart (max |Δ| / max |map| per method: the size of float32 noise here).
+ * how far the maps of the two modes are apart (max |Δ| / max |map| per method: the size of float32 noise here).
  */
 
 import { writeFileSync } from 'node:fs';
@@ -110,7 +110,7 @@ const result = {
   mapGapF32vsF64: Object.fromEntries(gaps),
 };
 console.log(
-  `median s/image: f32 forward ${result.secondsPerImage.f32.toFixed(2)}, f64 forward ${result.secondsPerImage.f64.toFixed(2)}: ratio ${result.ratio.toFixed(3)} (bar ≤ 1.25)`,
+  `median s/image: --forward f32 ${result.secondsPerImage.f32.toFixed(2)}, --forward f64 ${result.secondsPerImage.f64.toFixed(2)}: ratio ${result.ratio.toFixed(3)} (bar ≤ 1.25)`,
 );
-for (const [m, g] of gaps) console.log(`  ${m}: max |f32 − f64 forward| / max = ${g.toExponential(2)}`);
+for (const [m, g] of gaps) console.log(`  ${m}: max |f32 − f64 mode| / max = ${g.toExponential(2)}`);
 if (args.json) writeFileSync(args.json, `${JSON.stringify(result, null, 2)}\n`);
