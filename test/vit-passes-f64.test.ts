@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { f64Products } from '../src/engine/f64-matmul.js';
 import * as tf from '../src/engine/tf.js';
+import { vitPass } from '../src/methods/model-pass.js';
 import { vitAttentionGradientsF64 } from '../src/models/vit-backward-f64.js';
 import { type ExactVitSample, headsFromHost, traceFromHost, vitForwardF64 } from '../src/models/vit-f64.js';
 import { vitRelpropF64 } from '../src/models/vit-relprop-f64.js';
@@ -62,5 +63,31 @@ test('S1 smooth: float64 backward and relevance passes = the backend passes on t
       assert.equal(r64.attnCam[stop - 1], undefined);
     });
   }
+  input.dispose();
+});
+
+test('a ModelPass serves a host pass only as deep as it was computed, and runs the backend pass otherwise', async () => {
+  const model = await loadGoldenVit('S1', 'wasm');
+  const meta = readJson<GoldenCase & { image?: FormulaImage }>('vit', 'S1', 'case-smooth.json');
+  const input = caseInput(readGoldenTensors('vit', 'S1', 'case-smooth.safetensors'), meta);
+  const depth = model.config.depth;
+  const N = model.geo.numTokens;
+  const H = model.config.num_heads;
+  // A stand-in host pass to block 1: recognisable values (all 7).
+  const host = {
+    to: 1,
+    attn: Array.from({ length: depth }, (_, l) => (l >= 1 ? new Float32Array(H * N * N).fill(7) : undefined)),
+  };
+  tf.tidy(() => {
+    const pass = vitPass(model, input, undefined, { gradients: { lrp: host }, relevance: { ours: host } });
+    const seed = tf.oneHot(tf.tensor1d([3], 'int32'), model.config.num_classes).toFloat() as tf.Tensor2D;
+    assert.equal(pass.relprop(seed, RULE_SETS.ours, 1).attnCam[1]!.dataSync()[0], 7);
+    assert.equal(pass.attentionGradients('lrp', seed, 1).attn[1]!.dataSync()[0], 7);
+    // Deeper than computed: the backend's own pass.
+    const r = pass.relprop(seed, RULE_SETS.ours, 0);
+    assert.notEqual(r.attnCam[1]!.dataSync()[0], 7);
+    assert.ok(r.attnCam[0]);
+    assert.notEqual(pass.attentionGradients('lrp', seed, 0).attn[1]!.dataSync()[0], 7);
+  });
   input.dispose();
 });

@@ -1,3 +1,10 @@
+/**
+ * `--forward f64` for a batch: the forward pass and the passes the methods need (`passPlan`, as the PassContext will
+ * ask for them) run on the host in float64 before the shared pass (src/methods/pass.ts) serves them to the methods as
+ * float32 tensors, each value rounded once. The classes are decided here, from the float64 logits rounded once (the
+ * values the pass's logits hold), and the PassContext gets them as fixed classes, so the host passes and the methods
+ * explain the same ones.
+ */
 import { f64Products } from '../engine/f64-matmul.js';
 import type { BertForSequenceClassification } from '../models/bert.js';
 import { bertAttentionGradientsF64 } from '../models/bert-backward-f64.js';
@@ -14,21 +21,17 @@ import type { HostPasses } from './model-pass.js';
 import { type ClassRequest, passPlan, resolveClasses } from './pass.js';
 import type { ExplanationMethod, HeadKind, MethodOptions } from './types.js';
 
-/**
- * `--forward f64` for a batch: the forward pass and the passes the methods need that run on the host in float64,
- * before the shared pass (src/methods/pass.ts) serves them to the methods as float32 tensors, each value rounded once.
- * The classes are decided here, from the float64 logits rounded once (the values the pass's logits hold), so the host
- * passes and the pass explain the same ones.
- *
- * ViT: the forward, backward and relevance passes (both rule sets) in float64, one sample at a time (a ViT-B/16 pass in
- * float64 holds ≈ 350 MB per image).
- */
+/** A batch's float64 forward trace, the passes computed from it, and the classes they explain. */
 export interface Float64Batch<T> {
   trace: T;
   passes: HostPasses;
   classes: Record<HeadKind, number[]>;
 }
 
+/**
+ * ViT: the forward, backward and relevance passes (both rule sets) in float64, one sample at a time (a ViT-B/16 pass
+ * in float64 holds ≈ 350 MB per image).
+ */
 export async function vitFloat64(
   model: VisionTransformer,
   input: Float32Array | Float64Array,
@@ -50,7 +53,7 @@ export async function vitFloat64(
       classes[head][b] = fixed ? fixed[b]! : argmax(Float32Array.from(sample.heads[head].logits));
     for (const [head, downTo] of plan.gradients) {
       const g = await vitAttentionGradientsF64(model, sample, head, classes[head][b]!, downTo, matmul);
-      place((gradients[head] ??= { attn: g.attn.map(() => undefined) }), g.attn, g.input, b, B);
+      place((gradients[head] ??= { to: downTo, attn: g.attn.map(() => undefined) }), g.attn, g.input, b, B);
     }
     for (const [name, stop] of plan.relevance) {
       const r = await vitRelpropF64(
@@ -61,7 +64,7 @@ export async function vitFloat64(
         stop === 'input' ? 'pixels' : stop,
         matmul,
       );
-      const maps = (relevance[name] ??= { attn: r.attnCam.map(() => undefined) });
+      const maps = (relevance[name] ??= { to: stop, attn: r.attnCam.map(() => undefined) });
       place(maps, r.attnCam, r.pixels, b, B);
       if (r.pixels) (maps.input64 ??= new Float64Array(B * r.pixels.length)).set(r.pixels, b * r.pixels.length);
     }
@@ -101,7 +104,7 @@ export async function bertFloat64(
   const rules = hostRuleSets(matmul);
   const relevance: Partial<Record<RuleSetName, HostMaps>> = {};
   for (const [name, stop] of plan.relevance) {
-    const maps: HostMaps = { attn: new Array(model.depth).fill(undefined) };
+    const maps: HostMaps = { to: stop, attn: new Array(model.depth).fill(undefined) };
     for (let b = 0; b < B; b++) {
       const r = await bertRelpropF64(model, trace, b, cls[b]!, rules[name], stop, matmul);
       place(maps, r.attnCam, r.input, b, B); // input: [N, D] per sample, the batch's [B, N, D]

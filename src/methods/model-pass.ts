@@ -44,7 +44,8 @@ export interface ModelPass {
 
 /**
  * Backward passes (per classifier tail) and relevance passes (per rule set) computed beforehand on the host in float64
- * (src/methods/float64-passes.ts), with the classes they explain. A ModelPass serves a pass from here when it has it.
+ * (src/methods/float64-passes.ts) for the PassContext's seeds, one-hot rows at the classes it was given. A ModelPass
+ * serves a pass from here when it has one as deep as asked for, and runs it on the backend otherwise.
  */
 export interface HostPasses {
   gradients: Partial<Record<HeadKind, HostMaps>>;
@@ -84,12 +85,12 @@ export function vitPass(
     embeddings: () => trace.blocks[0]!.x,
     attentionGradients: (head, seed, downTo) => {
       const h = passes?.gradients[head];
-      if (h) return gradientsFromHost(h, trace.blocks[0]!.A.shape, [trace.blocks[0]!.x.shape[1]]);
+      if (h?.to === downTo) return gradientsFromHost(h, trace.blocks[0]!.A.shape, [trace.blocks[0]!.x.shape[1]]);
       return model.attentionGradients(trace, eps(head), seed, downTo);
     },
     relprop: (seed, rules, stop) => {
       const h = passes?.relevance[rules.name];
-      if (h) return relevanceFromHost(h, trace.blocks[0]!.A.shape, [B, c.img_size, c.img_size]);
+      if (h?.to === stop) return relevanceFromHost(h, trace.blocks[0]!.A.shape, [B, c.img_size, c.img_size]);
       // Relevance always starts at the LRP model files' tail (their class is the one explained).
       const r = model.relprop(trace, heads.lrp, seed, rules, stop === 'input' ? 'pixels' : stop);
       return { attnCam: r.attnCam, input: r.pixels };
@@ -126,12 +127,13 @@ export function bertPass(
     embeddings: () => trace.embeddings,
     attentionGradients: (head, seed, downTo) => {
       const h = passes?.gradients[head];
-      if (h) return gradientsFromHost(h, trace.layers[0]!.P.shape, [model.config.hidden_size]);
+      if (h?.to === downTo) return gradientsFromHost(h, trace.layers[0]!.P.shape, [model.config.hidden_size]);
       return model.attentionGradients(trace, seed, downTo);
     },
     relprop: (seed, rules, stop) => {
       const h = passes?.relevance[rules.name];
-      if (h) return relevanceFromHost(h, trace.layers[0]!.P.shape, [batch, seqLen, model.config.hidden_size]);
+      if (h?.to === stop)
+        return relevanceFromHost(h, trace.layers[0]!.P.shape, [batch, seqLen, model.config.hidden_size]);
       return model.relprop(trace, seed, rules, stop);
     },
   };

@@ -102,5 +102,5 @@ export async function bertAttentionGradientsF64(
     }
     gx = gh;
   }
-  return { attn, input: downTo === 'input' ? f32(gx) : undefined };
+  return { to: downTo, attn, input: downTo === 'input' ? f32(gx) : undefined };
 }

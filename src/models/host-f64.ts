@@ -217,6 +217,8 @@ export function mergeHeads(x: Float64Array, B: number, H: number, N: number, d: 
  * when the pass went through every block (the layout of the tensor pass it stands for).
  */
 export interface HostMaps {
+  /** How deep the pass went: its lowest block, or 'input'. */
+  to: number | 'input';
   attn: (Float32Array | undefined)[];
   input?: Float32Array;
   /** `input` before its rounding, where a method may output it as it is (ViT full LRP's pixel relevance). */
