@@ -21,13 +21,14 @@ import { hideBin } from 'yargs/helpers';
 import { type BackendChoice, initBackend } from '../src/engine/backend.js';
 import { encodeSafetensors } from '../src/formats/safetensors.js';
 import { explain, explainTokens } from '../src/methods/explain.js';
-import { findMethod, METHODS } from '../src/methods/registry.js';
+import { findMethod, METHODS, PAPER_METHODS } from '../src/methods/registry.js';
 import { BertForSequenceClassification } from '../src/models/bert.js';
 import { readBertConfig } from '../src/models/bert-config.js';
 import { bertWeightsFromStateDict } from '../src/models/bert-weights.js';
 import { forwardPrecision } from '../src/models/forward-precision.js';
 import { describeForward } from '../src/models/host-f64.js';
 import { readVitConfig } from '../src/models/vit-config.js';
+import { BERT_GOLDEN_CALLS, bertCallLabel, bertCallName } from '../test/helpers/bert-golden-calls.js';
 import { maxAbs, maxAbsDiff } from '../test/helpers/compare.js';
 import { bertFormulaStateDict, type FormulaImage, formulaStateDict } from '../test/helpers/formula-weights.js';
 import {
@@ -149,26 +150,8 @@ async function mapLevel(backend: string): Promise<{ rows: MapRow[]; missing: str
 }
 
 /** The BERT methods of the padded goldens (bert/P1, P2: scripts/golden/make-bert-geometries.py) and their calls. */
-const BERT_CASES: { method: string; label: string; ref: string; startLayer?: number; perClass: boolean }[] = [
-  { method: 'rollout', label: 'rollout', ref: 'orig_lrp.generate_rollout.start_layer0', perClass: false },
-  { method: 'raw_attention', label: 'raw_attention', ref: 'orig_lrp.generate_attn_last_layer', perClass: false },
-  { method: 'gradcam', label: 'gradcam', ref: 'orig_lrp.generate_attn_gradcam', perClass: true },
-  { method: 'lrp', label: 'lrp', ref: 'orig_lrp.generate_full_lrp', perClass: true },
-  { method: 'partial_lrp', label: 'partial_lrp', ref: 'orig_lrp.generate_LRP_last_layer', perClass: true },
-  {
-    method: 'transformer_attribution',
-    label: 'transformer_attribution',
-    ref: 'ours.generate_LRP.start_layerLAST',
-    perClass: true,
-  },
-  {
-    method: 'transformer_attribution',
-    label: 'transformer_attribution@0',
-    ref: 'ours.generate_LRP.start_layer0',
-    startLayer: 0,
-    perClass: true,
-  },
-];
+/** The BERT golden outputs of the paper's methods (the goldens also hold generic attention's, not measured here). */
+const BERT_CASES = BERT_GOLDEN_CALLS.filter((c) => PAPER_METHODS.some((m) => m.name === c.method));
 
 /** The BERT golden configs with float64 twins (formula weights, padded sequences). */
 function bertConfigs(): string[] {
@@ -210,9 +193,7 @@ async function bertMapLevel(backend: string): Promise<MapRow[]> {
             classes,
             startLayer: c.startLayer,
           });
-          const call =
-            c.ref.replace('LAST', String(meta.start_layer_last)) +
-            (c.perClass ? `.${vis === 'top' ? 'pred' : 'other'}` : '');
+          const call = bertCallName(c, meta.start_layer_last, vis === 'top' ? 'pred' : 'other');
           const raw64 = goldenArray(g, `${seq.name}.${call}_f64`);
           const scale = maxAbs(raw64);
           const dBench = maxAbsDiff(ex.methods[0]!.raw[0]!, raw64) / scale;
@@ -222,7 +203,7 @@ async function bertMapLevel(backend: string): Promise<MapRow[]> {
             config,
             case: seq.name,
             class: vis,
-            method: c.label,
+            method: bertCallLabel(c),
             dBench,
             dOfficial,
             ratio: ratioOf(dBench, dOfficial),

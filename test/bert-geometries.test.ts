@@ -8,6 +8,7 @@ import { findMethod } from '../src/methods/registry.js';
 import { BertForSequenceClassification } from '../src/models/bert.js';
 import { readBertConfig } from '../src/models/bert-config.js';
 import { bertWeightsFromStateDict } from '../src/models/bert-weights.js';
+import { BERT_GOLDEN_CALLS, bertCallLabel, bertCallName } from './helpers/bert-golden-calls.js';
 import { assertClose, maxAbs, maxAbsDiff } from './helpers/compare.js';
 import { bertFormulaStateDict } from './helpers/formula-weights.js';
 import { goldenArray, goldenPath, readGoldenTensors, readJson } from './helpers/golden.js';
@@ -48,29 +49,17 @@ interface Meta {
  * 8.5e-7 (6.1e-7); rollout 3.3e-7 (2.6e-7). The LRP-based ones are ill-conditioned (the official float32 output is
  * itself up to 2.1e-3 from its float64 twin), hence the float64 checks below.
  */
-const CASES: { method: string; ref: string; startLayer?: number; perClass: boolean; tol: number; lrp?: true }[] = [
-  {
-    method: 'transformer_attribution',
-    ref: 'ours.generate_LRP.start_layer0',
-    startLayer: 0,
-    perClass: true,
-    tol: 5e-4,
-    lrp: true,
-  },
-  {
-    method: 'transformer_attribution',
-    ref: 'ours.generate_LRP.start_layerLAST',
-    perClass: true,
-    tol: 7.5e-4,
-    lrp: true,
-  },
-  { method: 'partial_lrp', ref: 'orig_lrp.generate_LRP_last_layer', perClass: true, tol: 2e-3, lrp: true },
-  { method: 'lrp', ref: 'orig_lrp.generate_full_lrp', perClass: true, tol: 2e-2, lrp: true },
-  { method: 'gradcam', ref: 'orig_lrp.generate_attn_gradcam', perClass: true, tol: 6e-5 },
-  { method: 'generic_attention', ref: 'generic_attention', perClass: true, tol: 6e-6 },
-  { method: 'raw_attention', ref: 'orig_lrp.generate_attn_last_layer', perClass: false, tol: 2.5e-6 },
-  { method: 'rollout', ref: 'orig_lrp.generate_rollout.start_layer0', perClass: false, tol: 1e-6 },
-];
+const TOLERANCE: Record<string, number> = {
+  'transformer_attribution@0': 5e-4,
+  transformer_attribution: 7.5e-4,
+  partial_lrp: 2e-3,
+  lrp: 2e-2,
+  gradcam: 6e-5,
+  generic_attention: 6e-6,
+  raw_attention: 2.5e-6,
+  rollout: 1e-6,
+};
+const CASES = BERT_GOLDEN_CALLS.map((c) => ({ ...c, tol: TOLERANCE[bertCallLabel(c)]! }));
 
 /** Logits, max|Δ| / max(1, max|official|): 7.5e-7 (7.2e-7) measured; bound as tiny_a's (test/bert-golden.test.ts). */
 const LOGITS_TOL = 2.5e-6;
@@ -158,14 +147,14 @@ describe('BERT golden geometries with padding', async () => {
               classes,
               startLayer: c.startLayer,
             });
-            const label = `${c.method}${c.startLayer === undefined ? '' : `@${c.startLayer}`}`;
+            const label = bertCallLabel(c);
             const what = `${name}/${seq.name} ${label} ${target}`;
             const lg = goldenArray(g, `${seq.name}.logits`);
             assertClose(ex.logits[0]!, lg, LOGITS_TOL, `${what}: logits`, 1);
             assert.equal(ex.predicted[0], seq.predicted_class, `${what}: predicted class`);
             const m = ex.methods[0]!;
             if (m.classes) assert.deepEqual(m.classes, [target === 'pred' ? seq.predicted_class : seq.other_class]);
-            const call = c.ref.replace('LAST', String(meta.start_layer_last)) + (c.perClass ? `.${target}` : '');
+            const call = bertCallName(c, meta.start_layer_last, target);
             const ref = goldenArray(g, `${seq.name}.${call}`);
             const f64 = goldenArray(g, `${seq.name}.${call}_f64`);
             const mine = m.raw[0]!;
@@ -241,8 +230,8 @@ describe('BERT golden geometries with padding, --forward f64 (wasm)', async () =
                 classes,
                 startLayer: c.startLayer,
               });
-              const what = `${name}/${seq.name} ${c.method}${c.startLayer === undefined ? '' : `@${c.startLayer}`} ${target}`;
-              const call = c.ref.replace('LAST', String(meta.start_layer_last)) + (c.perClass ? `.${target}` : '');
+              const what = `${name}/${seq.name} ${bertCallLabel(c)} ${target}`;
+              const call = bertCallName(c, meta.start_layer_last, target);
               const f64 = goldenArray(g, `${seq.name}.${call}_f64`);
               const s64 = maxAbs(f64);
               const dBench = maxAbsDiff(ex.methods[0]!.raw[0]!, f64) / s64;
