@@ -58,29 +58,6 @@ def geometries():
 
 # ------------------------------------------------------------------------------------------ child process
 
-# einops shim: the four rearrange patterns of the model files. Written as einops.py into the work copy, so that the
-# perturbation script's spawned DataLoader workers (which re-import the script, hence ViT_new) find it too.
-EINOPS = '''import torch
-
-
-def rearrange(t, pattern, **kw):
-    if pattern == 'b n (qkv h d) -> qkv b h n d':
-        b, n, f = t.shape
-        return t.reshape(b, n, kw['qkv'], kw['h'], f // (kw['qkv'] * kw['h'])).permute(2, 0, 3, 1, 4)
-    if pattern == 'b h n d -> b n (h d)':
-        b, h, n, d = t.shape
-        return t.permute(0, 2, 1, 3).reshape(b, n, h * d)
-    if pattern == 'b n (h d) -> b h n d':
-        b, n, f = t.shape
-        return t.reshape(b, n, kw['h'], f // kw['h']).permute(0, 2, 1, 3)
-    if pattern == 'qkv b h n d -> b n (qkv h d)':
-        t = torch.stack(list(t))
-        q, b, h, n, d = t.shape
-        return t.permute(1, 3, 0, 2, 4).reshape(b, n, q * h * d)
-    raise NotImplementedError(pattern)
-'''
-
-
 def noop_attr(attr):
     if attr.startswith('__'):
         raise AttributeError(attr)
@@ -276,7 +253,7 @@ def main():
         if work.exists():
             shutil.rmtree(work)
         shutil.copytree(a.te, work, ignore=shutil.ignore_patterns('*.ipynb', '*.PNG', '*.jpg', 'BERT*', '.git'))
-        (work / 'einops.py').write_text(EINOPS)
+        (work / 'einops.py').write_text(geo.EINOPS_SOURCE)  # also for the spawned DataLoader workers
         res = {}
         for m in ['lrp'] + SEG_METHODS:
             t0 = time.time()

@@ -170,31 +170,36 @@ def smooth_image(seed):
 
 # ------------------------------------------------------------------------------------------ official code
 
+# einops shim: the four rearrange patterns of the model files, as module source (make-e2e-geometry.py writes it into
+# its work copy as einops.py, for the perturbation script's spawned DataLoader workers).
+EINOPS_SOURCE = '''import torch
+
+
+def rearrange(t, pattern, **kw):
+    if pattern == 'b n (qkv h d) -> qkv b h n d':
+        b, n, f = t.shape
+        return t.reshape(b, n, kw['qkv'], kw['h'], f // (kw['qkv'] * kw['h'])).permute(2, 0, 3, 1, 4)
+    if pattern == 'b h n d -> b n (h d)':
+        b, h, n, d = t.shape
+        return t.permute(0, 2, 1, 3).reshape(b, n, h * d)
+    if pattern == 'b n (h d) -> b h n d':
+        b, n, f = t.shape
+        return t.reshape(b, n, kw['h'], f // kw['h']).permute(0, 2, 1, 3)
+    if pattern == 'qkv b h n d -> b n (qkv h d)':
+        t = torch.stack(list(t))
+        q, b, h, n, d = t.shape
+        return t.permute(1, 3, 0, 2, 4).reshape(b, n, q * h * d)
+    raise NotImplementedError(pattern)
+'''
+
+
 def import_official(te):
     tmp = Path(tempfile.mkdtemp(prefix='te-official-'))
     for d in ('baselines', 'modules'):
         shutil.copytree(Path(te) / d, tmp / d)
     sys.path.insert(0, str(tmp))
-    # einops shim: the four rearrange patterns of the model files.
     einops = types.ModuleType('einops')
-
-    def rearrange(t, pattern, **kw):
-        if pattern == 'b n (qkv h d) -> qkv b h n d':
-            b, n, f = t.shape
-            return t.reshape(b, n, kw['qkv'], kw['h'], f // (kw['qkv'] * kw['h'])).permute(2, 0, 3, 1, 4)
-        if pattern == 'b h n d -> b n (h d)':
-            b, h, n, d = t.shape
-            return t.permute(0, 2, 1, 3).reshape(b, n, h * d)
-        if pattern == 'b n (h d) -> b h n d':
-            b, n, f = t.shape
-            return t.reshape(b, n, kw['h'], f // kw['h']).permute(0, 2, 1, 3)
-        if pattern == 'qkv b h n d -> b n (qkv h d)':
-            t = torch.stack(list(t))
-            q, b, h, n, d = t.shape
-            return t.permute(1, 3, 0, 2, 4).reshape(b, n, q * h * d)
-        raise NotImplementedError(pattern)
-
-    einops.rearrange = rearrange
+    exec(EINOPS_SOURCE, einops.__dict__)
     sys.modules['einops'] = einops
     torch.Tensor.cuda = lambda self, *a, **k: self  # CPU run: .cuda() is the identity
     from baselines.ViT import ViT_LRP, ViT_new, ViT_orig_LRP
