@@ -10,6 +10,7 @@ import { readVitConfig } from '../src/models/vit-config.js';
 import { bench } from './helpers/cli.js';
 import { formulaStateDict } from './helpers/formula-weights.js';
 import { GOLDEN_NAME, goldenPath, readJson } from './helpers/golden.js';
+import { type PerturbJson, visualizeThenPerturb } from './helpers/perturb-run.js';
 
 /**
  * End to end on a held-out geometry: G2 of scripts/golden/make-vit-geometries.py (depth 4, 4 heads, D = 64,
@@ -36,7 +37,6 @@ interface PerturbRef {
   perturbation: Record<string, { correct_counts: number[]; auc: number; n_images: number }>;
   visualizations: Record<string, { target: number[] }>;
 }
-type PerturbJson = Record<string, Record<string, Record<'negative' | 'positive', { accuracy: number[]; auc: number }>>>;
 
 describe('bench seg, visualize and perturb on the held-out geometry G2 against the official scripts', () => {
   const dir = mkdtempSync(join(tmpdir(), 'bench-e2e-g2-'));
@@ -62,41 +62,19 @@ describe('bench seg, visualize and perturb on the held-out geometry G2 against t
     ({ pixAcc: m.pixelAccuracy, mIoU: m.mIoU, mAP: m.mAP }) as Record<keyof SegRef, number>;
   const KEYS = ['pixAcc', 'mIoU', 'mAP'] as const;
 
-  const perturb = (name: string, forward: string): PerturbJson => {
-    const out = join(dir, `vis-${name}`);
-    const v = bench([
-      'visualize',
+  const perturb = (name: string, forward: string): PerturbJson =>
+    visualizeThenPerturb(dir, name, MODEL, [
       '--data',
       DATA,
       '--limit',
       String(N_PERTURB),
-      ...MODEL,
       '--forward',
       forward,
       '--method',
       'paper',
       '--vis-class',
       'top',
-      '--out',
-      out,
-      '--quiet',
     ]);
-    assert.equal(v.code, 0, v.stderr);
-    const json = join(dir, `pert-${name}.json`);
-    const p = bench([
-      'perturb',
-      '--vis-dir',
-      out,
-      ...MODEL,
-      '--out',
-      join(dir, `pert-${name}`),
-      '--json',
-      json,
-      '--quiet',
-    ]);
-    assert.equal(p.code, 0, p.stderr);
-    return JSON.parse(readFileSync(json, 'utf8')) as PerturbJson;
-  };
   const counts = (got: PerturbJson, method: string, setting: 'negative' | 'positive') =>
     got[method]!.top![setting].accuracy.map((a) => Math.round(a * N_PERTURB));
 

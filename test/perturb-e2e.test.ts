@@ -8,6 +8,7 @@ import { readExplanations } from '../src/formats/expl-hdf5.js';
 import { bench } from './helpers/cli.js';
 import { maxAbs, maxAbsDiff, pearson } from './helpers/compare.js';
 import { GOLDEN_NAME, goldenArray, goldenPath, readGoldenTensors, readJson } from './helpers/golden.js';
+import { type PerturbJson, perturbFiles, visualizeThenPerturb } from './helpers/perturb-run.js';
 
 const DATA = goldenPath('e2e', 'perturb_S1', 'imagenet_val');
 const CONFIG = goldenPath('vit', 'S1', 'config.json');
@@ -29,7 +30,6 @@ interface GoldenPerturb {
   perturbation: Record<string, GoldenRun>;
   visualizations: Record<string, { per_image: GoldenVisImage[] }>;
 }
-type PerturbJson = Record<string, Record<string, Record<'negative' | 'positive', { accuracy: number[]; auc: number }>>>;
 
 /**
  * See assertIllConditionedMaps. Measured on wasm, top and target: |mean − float64 mean| ≤ 0.0214 (full LRP,
@@ -103,13 +103,7 @@ describe('bench visualize + bench perturb against the official scripts (e2e/pert
   const inter = readGoldenTensors('e2e', 'perturb_S1', 'intermediates.safetensors');
   const dir = mkdtempSync(join(tmpdir(), 'bench-perturb-'));
 
-  /** `bench perturb` (both settings) on the files `bench visualize` wrote to visDir; its --json output. */
-  function perturbOurs(visDir: string, name: string): PerturbJson {
-    const json = join(dir, `${name}.json`);
-    const p = bench(['perturb', '--vis-dir', visDir, ...MODEL, '--out', join(dir, name), '--json', json, '--quiet']);
-    assert.equal(p.code, 0, p.stderr);
-    return JSON.parse(readFileSync(json, 'utf8')) as PerturbJson;
-  }
+  const perturbOurs = (visDir: string, name: string) => perturbFiles(dir, visDir, name, MODEL);
 
   test('perturbation of the official HDF5 files: per-step accuracies and AUCs exactly, both tie rules', () => {
     for (const method of ['rollout', 'transformer_attribution']) {
@@ -159,24 +153,16 @@ describe('bench visualize + bench perturb against the official scripts (e2e/pert
    */
   test('--forward f64: per-step counts and AUCs of the official float64 run, every method', () => {
     for (const vis of ['top', 'target']) {
-      const out = join(dir, `vis64-${vis}`);
-      const r = bench([
-        'visualize',
+      const got = visualizeThenPerturb(dir, `64-${vis}`, MODEL, [
         '--data',
         DATA,
-        ...MODEL,
         '--forward',
         'f64',
         '--method',
         'paper',
         '--vis-class',
         vis,
-        '--out',
-        out,
-        '--quiet',
       ]);
-      assert.equal(r.code, 0, r.stderr);
-      const got = perturbOurs(out, `pert64-${vis}`);
       assert.equal(Object.keys(got).length, 6);
       for (const [method, m] of Object.entries(got)) {
         for (const [setting, short] of [
