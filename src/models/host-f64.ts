@@ -211,6 +211,22 @@ export function mergeHeads(x: Float64Array, B: number, H: number, N: number, d: 
   return out;
 }
 
+/** The inverse of the ViT's qkv split for one sample: q, k, v as [H, N, d] → [N, 3·H·d], features (qkv, head, dim). */
+export function mergeQkv(
+  parts: [Float64Array, Float64Array, Float64Array],
+  H: number,
+  N: number,
+  d: number,
+): Float64Array {
+  const D = H * d;
+  const out = new Float64Array(N * 3 * D);
+  parts.forEach((x, part) => {
+    const merged = mergeHeads(x, 1, H, N, d);
+    for (let n = 0; n < N; n++) out.set(merged.subarray(n * D, (n + 1) * D), n * 3 * D + part * D);
+  });
+  return out;
+}
+
 /**
  * A backward or relevance pass computed on the host in float64, each value rounded to float32 once: per block, the
  * attention gradient or relevance [B·H, N, N] (undefined below the pass's lowest block), and what reached the input

@@ -9,7 +9,7 @@ import {
   geluGradF64,
   type HostLinear,
   layerNormBackwardF64,
-  mergeHeads,
+  mergeQkv,
   splitHeads,
   transposeGroups,
 } from './host-f64.js';
@@ -72,11 +72,7 @@ export async function vitAttentionGradientsF64(
     }
     const gq = await matmul(gDots, t.k, H, N, N, d);
     const gk = await matmul(transposeGroups(gDots, H, N, N), t.q, H, N, N, d);
-    const gqkv = new Float64Array(N * 3 * D);
-    [gq, gk, gv].forEach((g, part) => {
-      const merged = mergeHeads(g, 1, H, N, d);
-      for (let n = 0; n < N; n++) gqkv.set(merged.subarray(n * D, (n + 1) * D), n * 3 * D + part * D);
-    });
+    const gqkv = mergeQkv([gq, gk, gv], H, N, d);
     gx = add(gh1, layerNormBackwardF64(t.x, await back(gqkv, bw.qkv), D, bw.ln1[0], c.norm_eps));
   }
   return { attn, input: downTo === 'input' ? gx : undefined };

@@ -27,6 +27,7 @@ import {
   readLinear,
   readNorm,
   softmaxRows,
+  transposeGroups,
 } from './host-f64.js';
 import type { BlockTrace, HeadOutput, VisionTransformer, VitTrace } from './vit.js';
 
@@ -192,7 +193,6 @@ async function forwardSample(
     const q = new Float64Array(H * N * d);
     const k = new Float64Array(q.length);
     const v = new Float64Array(q.length);
-    const kT = new Float64Array(q.length);
     for (let n = 0; n < N; n++) {
       const row = n * 3 * D;
       for (let h = 0; h < H; h++)
@@ -201,9 +201,9 @@ async function forwardSample(
           q[t] = qkv[row + h * d + j]!;
           k[t] = qkv[row + D + h * d + j]!;
           v[t] = qkv[row + 2 * D + h * d + j]!;
-          kT[(h * d + j) * N + n] = k[t]!;
         }
     }
+    const kT = transposeGroups(k, H, N, d);
     const scores = await matmul(q, kT, H, N, d, N);
     const A = new Float64Array(scores.length);
     for (let i = 0; i < A.length; i++) A[i] = scores[i]! * scale;

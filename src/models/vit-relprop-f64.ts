@@ -17,7 +17,7 @@ import {
   productTransposedRuleF64,
   zBoxRuleF64,
 } from '../rules/float64.js';
-import { mergeHeads, splitHeads } from './host-f64.js';
+import { mergeQkv, splitHeads } from './host-f64.js';
 import type { VisionTransformer } from './vit.js';
 import { type ExactVitSample, vitHostWeights } from './vit-f64.js';
 
@@ -68,12 +68,7 @@ export async function vitRelpropF64(
     if (l === stop) return { attnCam };
     // Softmax and the score scale are identities for relevance (quirk Q7).
     const [rQ, rK] = (await productTransposedRuleF64(matmul, t.q, t.k, rA!, t.scores, [H, N, d])).map(half);
-    const rQkv = new Float64Array(N * 3 * D);
-    [rQ!, rK!, rV!].forEach((r, part) => {
-      const merged = mergeHeads(r, 1, H, N, d);
-      for (let n = 0; n < N; n++) rQkv.set(merged.subarray(n * D, (n + 1) * D), n * 3 * D + part * D);
-    });
-    const rN1 = await rules.linear(bw.qkv, t.n1, rQkv, t.qkvP);
+    const rN1 = await rules.linear(bw.qkv, t.n1, mergeQkv([rQ!, rK!, rV!], H, N, d), t.qkvP);
     R = cloneRuleF64(t.x, [rRes1, rN1]);
   }
   // Position add, then the patch embedding; the CLS token's and pos_embed's shares are dropped (Q30).
