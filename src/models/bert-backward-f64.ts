@@ -8,7 +8,7 @@
  * Products go through an F64MatMul; a Linear's g·W uses the host weight Wᵀ [in, out] transposed.
  */
 import type { F64MatMul } from '../engine/f64-matmul.js';
-import type { BertForSequenceClassification } from './bert.js';
+import { type BertForSequenceClassification, checkLayer } from './bert.js';
 import { bertHostWeights, type HostBertTrace } from './bert-f64.js';
 import {
   add,
@@ -44,9 +44,7 @@ export async function bertAttentionGradientsF64(
   const eps = c.layer_norm_eps;
   const depth = c.num_hidden_layers;
   const lowest = downTo === 'input' ? 0 : downTo;
-  if (!Number.isInteger(lowest) || lowest < 0 || lowest >= depth) {
-    throw new Error(`layer ${lowest} is out of range: the model has ${depth} layers`);
-  }
+  checkLayer(lowest, depth);
   if (seed.length !== B * C) throw new Error(`seed has ${seed.length} entries, expected ${B}×${C} = ${B * C}`);
   const ex = host.exact;
   if (!ex || ex.layers.length !== depth) throw new Error('the trace holds no float64 values of every layer');

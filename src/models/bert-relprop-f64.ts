@@ -16,7 +16,7 @@ import {
   productRuleF64,
   productTransposedRuleF64,
 } from '../rules/float64.js';
-import type { BertForSequenceClassification } from './bert.js';
+import { type BertForSequenceClassification, checkLayer } from './bert.js';
 import { bertHostWeights, type ExactLayerKey, type HostBertTrace } from './bert-f64.js';
 import { mergeHeads, splitHeads } from './host-f64.js';
 
@@ -49,9 +49,7 @@ export async function bertRelpropF64(
   const d = model.headDim;
   const depth = c.num_hidden_layers;
   const stopLayer = stop === 'input' ? 0 : stop;
-  if (!Number.isInteger(stopLayer) || stopLayer < 0 || stopLayer >= depth) {
-    throw new Error(`layer ${stopLayer} is out of range: the model has ${depth} layers`);
-  }
+  checkLayer(stopLayer, depth);
   if (!Number.isInteger(b) || b < 0 || b >= B) throw new Error(`sample ${b} is out of range: the batch has ${B}`);
   if (!Number.isInteger(cls) || cls < 0 || cls >= C) throw new Error(`class ${cls} is out of range: ${C} labels`);
   const ex = host.exact;

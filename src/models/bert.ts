@@ -379,7 +379,8 @@ function ln(n: LayerNormWeights, eps: number): LayerNormParams {
   return { gamma: n.gamma, beta: n.beta, eps };
 }
 
-function checkLayer(l: number, depth: number): void {
+/** A layer index the passes can stop at (also checked by the float64 passes, bert-backward-f64.ts, bert-relprop-f64.ts). */
+export function checkLayer(l: number, depth: number): void {
   if (!Number.isInteger(l) || l < 0 || l >= depth) {
     throw new Error(`layer ${l} is out of range: the model has ${depth} layers`);
   }
