@@ -22,15 +22,12 @@ import { type BackendChoice, initBackend } from '../src/engine/backend.js';
 import { encodeSafetensors } from '../src/formats/safetensors.js';
 import { explain, explainTokens } from '../src/methods/explain.js';
 import { findMethod, METHODS, PAPER_METHODS } from '../src/methods/registry.js';
-import { BertForSequenceClassification } from '../src/models/bert.js';
-import { readBertConfig } from '../src/models/bert-config.js';
-import { bertWeightsFromStateDict } from '../src/models/bert-weights.js';
 import { forwardPrecision } from '../src/models/forward-precision.js';
 import { describeForward } from '../src/models/host-f64.js';
 import { readVitConfig } from '../src/models/vit-config.js';
-import { BERT_GOLDEN_CALLS, bertCallLabel, bertCallName } from '../test/helpers/bert-golden-calls.js';
+import { BERT_GOLDEN_CALLS, bertCallLabel, bertCallName, goldenBert } from '../test/helpers/bert-goldens.js';
 import { maxAbs, maxAbsDiff } from '../test/helpers/compare.js';
-import { bertFormulaStateDict, type FormulaImage, formulaStateDict } from '../test/helpers/formula-weights.js';
+import { type FormulaImage, formulaStateDict } from '../test/helpers/formula-weights.js';
 import {
   caseInput,
   GOLDEN_NAME,
@@ -163,23 +160,7 @@ function bertConfigs(): string[] {
 async function bertMapLevel(backend: string): Promise<MapRow[]> {
   const rows: MapRow[] = [];
   for (const config of bertConfigs()) {
-    interface Seq {
-      name: string;
-      input_ids: number[];
-      attention_mask: number[];
-      other_class: number;
-    }
-    const meta = readJson<{ weights: { seed: number }; sequences: Seq[]; start_layer_last: number }>(
-      'bert',
-      config,
-      'meta.json',
-    );
-    const cfg = readBertConfig(goldenPath('bert', config, 'config.json'));
-    const model = new BertForSequenceClassification(
-      cfg,
-      bertWeightsFromStateDict(bertFormulaStateDict(cfg, meta.weights.seed), cfg, `${config} formula`),
-    );
-    const g = readGoldenTensors('bert', config, 'outputs.safetensors');
+    const { meta, g, model } = goldenBert(config);
     for (const seq of meta.sequences) {
       const ids = Int32Array.from(seq.input_ids);
       const mask = Int32Array.from(seq.attention_mask);

@@ -8,13 +8,12 @@ import type { StateDict } from '../src/formats/host-tensor.js';
 import { clsRow, minMaxPerSample, setFirst } from '../src/methods/aggregate.js';
 import { BertForSequenceClassification } from '../src/models/bert.js';
 import { bertAttentionGradientsF64 } from '../src/models/bert-backward-f64.js';
-import { readBertConfig } from '../src/models/bert-config.js';
 import { bertForwardF64, bertTraceFromHost, type HostBertTrace } from '../src/models/bert-f64.js';
 import { bertWeightsFromStateDict } from '../src/models/bert-weights.js';
 import { geluF64, geluGradF64, layerNorm, layerNormBackwardF64 } from '../src/models/host-f64.js';
+import { goldenBert } from './helpers/bert-goldens.js';
 import { maxAbs, maxAbsDiff } from './helpers/compare.js';
-import { bertFormulaStateDict } from './helpers/formula-weights.js';
-import { goldenArray, goldenPath, readGoldenTensors, readJson } from './helpers/golden.js';
+import { goldenArray } from './helpers/golden.js';
 
 /**
  * The float64 BERT backward pass (src/models/bert-backward-f64.ts) on the float64 forward's exact values:
@@ -76,24 +75,6 @@ test("GELU' and the LayerNorm backward: central differences agree to 1e-9", () =
     assert.ok(Math.abs((f(xp) - f(xm)) / (2 * h) - gx[i]!) < 1e-9, `x[${i}]`);
   }
 });
-
-interface Seq {
-  name: string;
-  input_ids: number[];
-  attention_mask: number[];
-  predicted_class: number;
-  other_class: number;
-}
-
-/** As test/bert-geometries.test.ts's goldenBert: config, meta, outputs, formula weights and the model. */
-function goldenBert(name: string) {
-  const cfg = readBertConfig(goldenPath('bert', name, 'config.json'));
-  const meta = readJson<{ sequences: Seq[]; weights: { seed: number } }>('bert', name, 'meta.json');
-  const g = readGoldenTensors('bert', name, 'outputs.safetensors');
-  const sd: StateDict = bertFormulaStateDict(cfg, meta.weights.seed);
-  const model = new BertForSequenceClassification(cfg, bertWeightsFromStateDict(sd, cfg, `${name} formula`));
-  return { cfg, meta, g, sd, model };
-}
 
 const oneHot = (C: number, c: number) => Float64Array.from({ length: C }, (_, i) => (i === c ? 1 : 0));
 

@@ -2,16 +2,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { type BackendChoice, initBackend } from '../src/engine/backend.js';
-import type { StateDict } from '../src/formats/host-tensor.js';
 import { explainTokens } from '../src/methods/explain.js';
 import { findMethod } from '../src/methods/registry.js';
-import { BertForSequenceClassification } from '../src/models/bert.js';
-import { readBertConfig } from '../src/models/bert-config.js';
-import { bertWeightsFromStateDict } from '../src/models/bert-weights.js';
-import { BERT_GOLDEN_CALLS, bertCallLabel, bertCallName } from './helpers/bert-golden-calls.js';
+import { BERT_GOLDEN_CALLS, bertCallLabel, bertCallName, goldenBert } from './helpers/bert-goldens.js';
 import { assertClose, maxAbs, maxAbsDiff } from './helpers/compare.js';
-import { bertFormulaStateDict } from './helpers/formula-weights.js';
-import { goldenArray, goldenPath, readGoldenTensors, readJson } from './helpers/golden.js';
+import { goldenArray } from './helpers/golden.js';
 
 /**
  * bench's BERT on the padded golden geometries P1, P2 (scripts/golden/make-bert-geometries.py; golden
@@ -26,19 +21,6 @@ import { goldenArray, goldenPath, readGoldenTensors, readJson } from './helpers/
  * L×L matrix, padded rows included. bench matches the padded outputs; its errors are the same on the sequences
  * truncated to their real tokens (checked when this test was written), so none comes from the padding.
  */
-interface Seq {
-  name: string;
-  input_ids: number[];
-  attention_mask: number[];
-  predicted_class: number;
-  other_class: number;
-  ulp_noise_vs_f64_max_abs_diff_over_max_abs: Record<string, number>;
-}
-interface Meta {
-  sequences: Seq[];
-  start_layer_last: number;
-  weights: { seed: number; tensors: Record<string, { sha256_f32le: string }> };
-}
 
 /**
  * Registry method (and start layer) → the official output it reproduces, and the bound on max|Δ| / max|official
@@ -102,16 +84,6 @@ const RATIO_HOLDS_WASM = new Set([
 const NOISE_MARGIN = 1.5;
 
 const CONFIGS = ['P1', 'P2'];
-
-/** A padded BERT golden: its meta, outputs, the formula weights and the model built from them (backend initialised). */
-function goldenBert(name: string) {
-  const cfg = readBertConfig(goldenPath('bert', name, 'config.json'));
-  const meta = readJson<Meta>('bert', name, 'meta.json');
-  const g = readGoldenTensors('bert', name, 'outputs.safetensors');
-  const sd: StateDict = bertFormulaStateDict(cfg, meta.weights.seed);
-  const model = new BertForSequenceClassification(cfg, bertWeightsFromStateDict(sd, cfg, `${name} formula`));
-  return { meta, g, sd, model };
-}
 
 describe('BERT golden geometries with padding', async () => {
   // BENCH_BACKEND: the backend to hold to the goldens (default auto = wasm here).

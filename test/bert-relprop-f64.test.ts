@@ -5,46 +5,20 @@ import { f64Products, jsMatMulF64 } from '../src/engine/f64-matmul.js';
 import * as tf from '../src/engine/tf.js';
 import { bertFloat64 } from '../src/methods/float64-passes.js';
 import { findMethod } from '../src/methods/registry.js';
-import { BertForSequenceClassification } from '../src/models/bert.js';
-import { readBertConfig } from '../src/models/bert-config.js';
 import { bertForwardF64, bertTraceFromHost } from '../src/models/bert-f64.js';
 import { bertRelpropF64 } from '../src/models/bert-relprop-f64.js';
-import { bertWeightsFromStateDict } from '../src/models/bert-weights.js';
 import { hostRuleSets } from '../src/rules/float64.js';
 import { RULE_SETS } from '../src/rules/index.js';
 import type { RuleSetName } from '../src/rules/types.js';
+import { goldenBert } from './helpers/bert-goldens.js';
 import { maxAbs, maxAbsDiff } from './helpers/compare.js';
-import { bertFormulaStateDict } from './helpers/formula-weights.js';
-import { goldenArray, goldenPath, readGoldenTensors, readJson } from './helpers/golden.js';
+import { goldenArray } from './helpers/golden.js';
 
 /**
  * The float64 BERT relevance pass (src/models/bert-relprop-f64.ts) on the float64 forward's exact values, on the
  * padded goldens P1, P2 (golden bert/README-geometries.md): against the float32 pass (`relprop`) on the same trace
  * rounded to float32, and full LRP against the official float64 output.
  */
-
-interface Seq {
-  name: string;
-  input_ids: number[];
-  attention_mask: number[];
-  predicted_class: number;
-  other_class: number;
-}
-
-function goldenBert(name: string) {
-  const cfg = readBertConfig(goldenPath('bert', name, 'config.json'));
-  const meta = readJson<{ sequences: Seq[]; weights: { seed: number }; start_layer_last: number }>(
-    'bert',
-    name,
-    'meta.json',
-  );
-  const g = readGoldenTensors('bert', name, 'outputs.safetensors');
-  const model = new BertForSequenceClassification(
-    cfg,
-    bertWeightsFromStateDict(bertFormulaStateDict(cfg, meta.weights.seed), cfg, `${name} formula`),
-  );
-  return { meta, g, model };
-}
 
 const rel = (a: ArrayLike<number>, ref: ArrayLike<number>) => maxAbsDiff(a, ref) / maxAbs(ref);
 

@@ -1,8 +1,40 @@
+import type { StateDict } from '../../src/formats/host-tensor.js';
+import { BertForSequenceClassification } from '../../src/models/bert.js';
+import { readBertConfig } from '../../src/models/bert-config.js';
+import { bertWeightsFromStateDict } from '../../src/models/bert-weights.js';
+import { bertFormulaStateDict } from './formula-weights.js';
+import { goldenPath, readGoldenTensors, readJson } from './golden.js';
+
 /**
- * The outputs of the padded BERT goldens (golden bert/P1, P2; scripts/golden/make-bert-geometries.py): which registry
- * method (and start layer) reproduces which official call. Shared by test/bert-geometries.test.ts and
- * scripts/precision.ts.
+ * The padded BERT goldens (golden bert/P1, P2; scripts/golden/make-bert-geometries.py): loading one, and which
+ * registry method (and start layer) reproduces which official call. Shared by the bert-geometries, bert-backward-f64
+ * and bert-relprop-f64 tests and scripts/precision.ts.
  */
+
+export interface BertGoldenSeq {
+  name: string;
+  input_ids: number[];
+  attention_mask: number[];
+  predicted_class: number;
+  other_class: number;
+  ulp_noise_vs_f64_max_abs_diff_over_max_abs: Record<string, number>;
+}
+
+export interface BertGoldenMeta {
+  sequences: BertGoldenSeq[];
+  start_layer_last: number;
+  weights: { seed: number; tensors: Record<string, { sha256_f32le: string }> };
+}
+
+/** A padded BERT golden: its config, meta, outputs, the formula weights and the model built from them. */
+export function goldenBert(name: string) {
+  const cfg = readBertConfig(goldenPath('bert', name, 'config.json'));
+  const meta = readJson<BertGoldenMeta>('bert', name, 'meta.json');
+  const g = readGoldenTensors('bert', name, 'outputs.safetensors');
+  const sd: StateDict = bertFormulaStateDict(cfg, meta.weights.seed);
+  const model = new BertForSequenceClassification(cfg, bertWeightsFromStateDict(sd, cfg, `${name} formula`));
+  return { cfg, meta, g, sd, model };
+}
 export interface BertGoldenCall {
   method: string;
   /** The official output's name; LAST stands for the model's last layer (the case's `start_layer_last`). */
