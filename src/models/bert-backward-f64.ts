@@ -18,6 +18,7 @@ import {
   type HostMaps,
   layerNormBackwardF64,
   mergeHeads,
+  softmaxBackwardRows,
   splitHeads,
   transposeGroups,
 } from './host-f64.js';
@@ -81,12 +82,8 @@ export async function bertAttentionGradientsF64(
     if (l === downTo) break;
     const gv = await matmul(transposeGroups(t.P, BH, N, N), gctx, BH, N, N, d);
     // softmax backward; the mask add is transparent; then the division by √d.
-    const gDots = new Float64Array(gP.length);
-    for (let r = 0; r < gP.length; r += N) {
-      let s = 0;
-      for (let j = 0; j < N; j++) s += gP[r + j]! * t.P[r + j]!;
-      for (let j = 0; j < N; j++) gDots[r + j] = (t.P[r + j]! * (gP[r + j]! - s)) / sqrtD;
-    }
+    const gDots = softmaxBackwardRows(t.P, gP, N);
+    for (let i = 0; i < gDots.length; i++) gDots[i]! /= sqrtD;
     const gq = await matmul(gDots, t.k, BH, N, N, d);
     const gk = await matmul(transposeGroups(gDots, BH, N, N), t.q, BH, N, N, d);
     const gh = Float64Array.from(gr1);

@@ -132,6 +132,20 @@ export function layerNorm(
   return y;
 }
 
+/**
+ * The vector–Jacobian product of a row softmax, rows of length n: P ⊙ (g − Σ_j g_j·P_j) per row, from the softmax's
+ * output P and the output gradient g, in float64.
+ */
+export function softmaxBackwardRows(P: Float64Array, g: Float64Array, n: number): Float64Array {
+  const out = new Float64Array(g.length);
+  for (let r = 0; r < g.length; r += n) {
+    let s = 0;
+    for (let j = 0; j < n; j++) s += g[r + j]! * P[r + j]!;
+    for (let j = 0; j < n; j++) out[r + j] = P[r + j]! * (g[r + j]! - s);
+  }
+  return out;
+}
+
 /** Softmax over rows of length n, in place, float64. */
 export function softmaxRows(x: Float64Array, n: number): void {
   for (let r = 0; r < x.length; r += n) {

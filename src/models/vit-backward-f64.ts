@@ -10,6 +10,7 @@ import {
   type HostLinear,
   layerNormBackwardF64,
   mergeQkv,
+  softmaxBackwardRows,
   splitHeads,
   transposeGroups,
 } from './host-f64.js';
@@ -64,12 +65,8 @@ export async function vitAttentionGradientsF64(
     attn[l] = gA;
     if (l === downTo) break;
     const gv = await matmul(transposeGroups(t.A, H, N, N), go, H, N, N, d);
-    const gDots = new Float64Array(gA.length);
-    for (let r = 0; r < gA.length; r += N) {
-      let sum = 0;
-      for (let j = 0; j < N; j++) sum += gA[r + j]! * t.A[r + j]!;
-      for (let j = 0; j < N; j++) gDots[r + j] = t.A[r + j]! * (gA[r + j]! - sum) * scale;
-    }
+    const gDots = softmaxBackwardRows(t.A, gA, N);
+    for (let i = 0; i < gDots.length; i++) gDots[i]! *= scale;
     const gq = await matmul(gDots, t.k, H, N, N, d);
     const gk = await matmul(transposeGroups(gDots, H, N, N), t.q, H, N, N, d);
     const gqkv = mergeQkv([gq, gk, gv], H, N, d);
