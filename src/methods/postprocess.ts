@@ -38,12 +38,7 @@ export function upsampleBilinearTorch(raw: ArrayLike<number>, h: number, w: numb
  * zeros (where the reference would produce 0/0 = NaN).
  */
 export function minMaxInPlace(map: Float32Array): boolean {
-  let lo = Number.POSITIVE_INFINITY;
-  let hi = Number.NEGATIVE_INFINITY;
-  for (const v of map) {
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
+  const [lo, hi] = bounds(map);
   const range = Math.fround(hi - lo);
   if (!(range > 0)) {
     map.fill(0);
@@ -58,18 +53,24 @@ export function minMaxInPlace(map: Float32Array): boolean {
  * reference, for a raw map held in float64 (`--forward f64`). Returns null for a constant map.
  */
 export function minMaxF64(raw: ArrayLike<number>): Float32Array | null {
-  let lo = Number.POSITIVE_INFINITY;
-  let hi = Number.NEGATIVE_INFINITY;
-  for (let i = 0; i < raw.length; i++) {
-    const v = raw[i]!;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
+  const [lo, hi] = bounds(raw);
   const range = hi - lo;
   if (!(range > 0)) return null;
   const out = new Float32Array(raw.length);
   for (let i = 0; i < raw.length; i++) out[i] = (raw[i]! - lo) / range;
   return out;
+}
+
+/** The smallest and the largest value. */
+function bounds(x: ArrayLike<number>): [number, number] {
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return [lo, hi];
 }
 
 /** torch's `compute_source_index_and_lambda` (align_corners False) for an integer scale factor, in float32. */
