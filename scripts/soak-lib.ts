@@ -128,8 +128,13 @@ export interface Sample {
   command: SoakCommand;
   /** Items the command's progress bar had counted (perturb: images × settings × vis files). */
   images: number;
-  /** Resident set size read from /proc/<pid>/status (VmRSS) when the line arrived; the child's own figure if none. */
+  /**
+   * Resident set size as the child read it right after a full garbage collection (src/util/soak-sample.ts). Read
+   * from /proc/<pid> when the line arrived instead, it caught the child at an arbitrary point of its next batch.
+   */
   rssMiB: number;
+  /** The highest RSS the child has had so far (its ru_maxrss): a high-water mark, like the wasm heap. */
+  peakRssMiB: number;
   /** The wasm backend's heap (WebAssembly memory) reported by the child; null on another backend. */
   heapMiB: number | null;
   /** V8's used heap, reported by the child. */
@@ -148,15 +153,6 @@ export interface Sample {
   imagesPerCpuSecond: number | null;
   /** The host's 1-minute load average when the sample arrived. */
   load1: number;
-}
-
-function procRssBytes(pid: number): number | undefined {
-  try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** utime + stime of a process in seconds (fields 14 and 15 of /proc/<pid>/stat, in clock ticks of 1/100 s). */
@@ -189,7 +185,7 @@ const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 /**
  * Runs `bench <command> <args>` (bin/bench.js, a child process) with BENCH_SOAK_SAMPLE=every and collects its
- * samples, adding what is observable from outside: RSS and open descriptors under /proc/<pid>. Throws a one-line
+ * samples, adding what is observable from outside: open descriptors and CPU time under /proc/<pid>. Throws a one-line
  * error with the command's last stderr line when it fails.
  */
 export function runSampled(
@@ -219,7 +215,6 @@ export function runSampled(
       }
       const s = JSON.parse(line.slice(at + SOAK_SAMPLE_PREFIX.length)) as SoakSample;
       const pid = child.pid ?? -1;
-      const rss = procRssBytes(pid) ?? s.rssBytes;
       const fds = procFds(pid) ?? s.openFds;
       const cpu = procCpuSeconds(pid) ?? null;
       first ??= s;
@@ -239,7 +234,8 @@ export function runSampled(
       const sample: Sample = {
         command,
         images: s.images,
-        rssMiB: round(rss / MiB),
+        rssMiB: round(s.rssBytes / MiB),
+        peakRssMiB: round(s.peakRssBytes / MiB),
         heapMiB: s.wasmHeapBytes === null ? null : round(s.wasmHeapBytes / MiB),
         jsHeapMiB: round(s.jsHeapBytes / MiB),
         tfTensors: s.tfTensors,
@@ -356,10 +352,11 @@ export function throughput(
   };
 }
 
-/** RSS, wasm heap, open fds and images/s against the count, one panel each, a line per command; SVG and PNG. */
+/** RSS, peak RSS, wasm heap, open fds and images/s against the count, one panel each, a line per command; SVG and PNG. */
 export async function writeSoakPlot(base: string, samples: Sample[], title: string): Promise<void> {
   const metrics: [string, (s: Sample) => number | null][] = [
     ['RSS (MiB)', (s) => s.rssMiB],
+    ['peak RSS (MiB)', (s) => s.peakRssMiB],
     ['wasm heap (MiB)', (s) => s.heapMiB],
     ['V8 heap used (MiB)', (s) => s.jsHeapMiB],
     ['open file descriptors', (s) => s.openFds],

@@ -2,9 +2,9 @@
  * Soak run (issue 13, item 5): does a paper-sized run stay flat? Synthesises the data in the real formats (a
  * gtsegs_ijcv.mat-layout MATLAB v7.3 file of 4,276 images; an ImageNet-style folder val/<wnid>/*.JPEG of 5,000
  * images), runs `bench seg`, `bench visualize` and `bench perturb` on them with the embedded model (bin/bench.js as
- * child processes, one after the other), and samples every --every items: RSS and open file descriptors from
- * /proc/<pid>, the wasm heap, V8's heap and the live tensors from the command itself (BENCH_SOAK_SAMPLE, see
- * src/util/soak-sample.ts), and images/s. Writes results/soak/<date>.json and a plot beside it (.svg, .png).
+ * child processes, one after the other), and samples every --every items: open file descriptors and CPU time from
+ * /proc/<pid>; RSS (after a full garbage collection) and its high-water mark, the wasm heap, V8's heap and the live tensors from the command
+ * itself (BENCH_SOAK_SAMPLE, see src/util/soak-sample.ts); and images/s. Writes results/soak/<date>.json and a plot beside it (.svg, .png).
  *
  *   npm run soak -- [--images N] [--quick] [--commands seg,visualize,perturb] [--method all] [--out FILE] [--json FILE]
  *
@@ -190,7 +190,7 @@ for (const command of order) {
   try {
     run = await runSampled(command, args, argv.every, (s) =>
       log(
-        `${command} ${s.images}: RSS ${s.rssMiB.toFixed(0)} MiB, wasm heap ${s.heapMiB ?? '-'} MiB, V8 heap ${s.jsHeapMiB.toFixed(0)} MiB, ${s.tfTensors ?? '-'} tensors, ${s.openFds ?? '-'} fds, ${s.imagesPerSecond?.toFixed(2) ?? '-'} items/s`,
+        `${command} ${s.images}: RSS ${s.rssMiB.toFixed(0)} MiB (peak ${s.peakRssMiB.toFixed(0)}), wasm heap ${s.heapMiB ?? '-'} MiB, V8 heap ${s.jsHeapMiB.toFixed(0)} MiB, ${s.tfTensors ?? '-'} tensors, ${s.openFds ?? '-'} fds, ${s.imagesPerSecond?.toFixed(2) ?? '-'} items/s`,
       ),
     );
   } catch (e) {
@@ -214,6 +214,7 @@ for (const command of order) {
     summaryCounts: counts,
     countsMatch,
     rssMiB: flatness(run.samples, (s) => s.rssMiB, argv.warmup),
+    peakRssMiB: flatness(run.samples, (s) => s.peakRssMiB, argv.warmup),
     heapMiB: flatness(run.samples, (s) => s.heapMiB, argv.warmup),
     jsHeapMiB: flatness(run.samples, (s) => s.jsHeapMiB, argv.warmup),
     tfTensors: flatness(run.samples, (s) => s.tfTensors, argv.warmup),

@@ -26,6 +26,7 @@ interface SoakReport {
       summaryCounts: Record<string, number>;
       countsMatch: boolean;
       rssMiB: Flat | null;
+      peakRssMiB: Flat | null;
       heapMiB: Flat | null;
       openFds: Flat | null;
       imagesPerSecond: { mean: number } | null;
@@ -35,6 +36,7 @@ interface SoakReport {
     command: string;
     images: number;
     rssMiB: number;
+    peakRssMiB: number;
     heapMiB: number | null;
     openFds: number | null;
     imagesPerSecond: number | null;
@@ -61,7 +63,15 @@ test('BENCH_SOAK_SAMPLE: a sample at the start, at each multiple passed, and at 
   const samples = lines
     .map((l) => l.trim())
     .filter((l) => l.startsWith(SOAK_SAMPLE_PREFIX))
-    .map((l) => JSON.parse(l.slice(SOAK_SAMPLE_PREFIX.length)) as { images: number; final: boolean; rssBytes: number });
+    .map(
+      (l) =>
+        JSON.parse(l.slice(SOAK_SAMPLE_PREFIX.length)) as {
+          images: number;
+          final: boolean;
+          rssBytes: number;
+          peakRssBytes: number;
+        },
+    );
   assert.deepEqual(
     samples.map((s) => [s.images, s.final]),
     [
@@ -112,7 +122,7 @@ test('npm run soak -- --quick: summaries count every image; samples every 100; n
   const rep = soakReport();
   assert.deepEqual(Object.keys(rep.commands), ['seg', 'visualize', 'perturb']);
   for (const s of rep.samples) {
-    for (const k of ['command', 'images', 'rssMiB', 'heapMiB', 'openFds', 'imagesPerSecond'])
+    for (const k of ['command', 'images', 'rssMiB', 'peakRssMiB', 'heapMiB', 'openFds', 'imagesPerSecond'])
       assert.ok(k in s, `sample field ${k}`);
   }
   for (const [command, c] of Object.entries(rep.commands)) {
@@ -127,6 +137,11 @@ test('npm run soak -- --quick: summaries count every image; samples every 100; n
     // The count at the end is the count after warm-up (give or take one transient descriptor).
     assert.ok(c.openFds && c.openFds.end! <= c.openFds.start! + 1, `${command}: fds ${JSON.stringify(c.openFds)}`);
     assert.ok(c.imagesPerSecond && c.imagesPerSecond.mean > 0);
+    // The high-water mark is one: never below the RSS of the same sample, never falling.
+    for (const [i, s] of samples.entries()) {
+      assert.ok(s.peakRssMiB >= s.rssMiB, `${command} ${s.images}: peak ${s.peakRssMiB} < RSS ${s.rssMiB}`);
+      if (i > 0) assert.ok(s.peakRssMiB >= samples[i - 1]!.peakRssMiB, `${command} ${s.images}: peak RSS fell`);
+    }
   }
 });
 
@@ -134,7 +149,7 @@ function assertFlat(command: string): void {
   const rep = soakReport();
   const c = rep.commands[command]!;
   for (const [what, f] of [
-    ['RSS', c.rssMiB],
+    ['peak RSS', c.peakRssMiB],
     ['wasm heap', c.heapMiB],
   ] as const) {
     assert.ok(f && f.endGrowthPercent !== null, `${command}: no ${what} figure`);
@@ -149,10 +164,19 @@ function assertFlat(command: string): void {
 // The 5 % bound: this soak found (2026-12-02, results/soak/README.md) the wasm heap growing ≈ 0.25–0.55 MiB per
 // image with transformer attribution, from heap fragmentation; rounding tensor buffers to size classes
 // (src/engine/platform-fixes.ts) fixed it. Measured after the fix: see results/soak/README.md.
-test('npm run soak -- --quick: seg keeps RSS and the wasm heap flat after warm-up (≤ 5 %)', () => assertFlat('seg'));
-test('npm run soak -- --quick: visualize keeps RSS and the wasm heap flat after warm-up (≤ 5 %)', () =>
+// RSS is judged by its high-water mark (peak RSS), as the wasm heap is. RSS at a sample depends on the moment: in
+// eight quick runs (2026-12-03, after a full garbage collection at each sample) perturb's moved between ≈ 240 and
+// 348 MiB from one sample to the next, flat run or not (≈ 85 MiB of native memory while a batch is in flight), so
+// its growth from item 100 to 200 ranged from −20 % to +2 % by chance, and before the collection visualize's
+// passed 5 % once (+5.2 %, a CI run) with the wasm heap flat. The peak settles within the first batches: from
+// item 100 to 200 it grew 0.0 % for perturb and 1–2 % for seg and visualize in those runs. For seg and visualize the
+// peak is the RSS of the moment (their RSS rises smoothly), so a leak shows as it grows; perturb's first batches set
+// a peak ≈ 25 MiB above its later ones, which a leak fills before it shows. A leak in the wasm heap, the kind this
+// soak found (≈ 0.25 MiB per image), shows in the heap's own figure from the first image.
+test('npm run soak -- --quick: seg keeps peak RSS and the wasm heap flat after warm-up (≤ 5 %)', () => assertFlat('seg'));
+test('npm run soak -- --quick: visualize keeps peak RSS and the wasm heap flat after warm-up (≤ 5 %)', () =>
   assertFlat('visualize'));
-test('npm run soak -- --quick: perturb keeps RSS and the wasm heap flat after warm-up (≤ 5 %)', () =>
+test('npm run soak -- --quick: perturb keeps peak RSS and the wasm heap flat after warm-up (≤ 5 %)', () =>
   assertFlat('perturb'));
 
 test('npm run soak: bad input gets one clear line', () => {

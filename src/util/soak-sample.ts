@@ -1,5 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 /**
  * Telemetry for long runs (`npm run soak`, scripts/soak.ts). With BENCH_SOAK_SAMPLE=N (a positive integer) in
@@ -11,6 +13,13 @@ import { createRequire } from 'node:module';
  * can see is in it: the wasm heap (the backend's WebAssembly memory, which grows and never shrinks, so it is a
  * high-water mark), the tensors TensorFlow.js holds, V8's heap. Silent, and TensorFlow.js is not touched, when
  * the variable is unset.
+ *
+ * Each sample is taken right after a full garbage collection, so that its memory figures are what the process
+ * keeps, not where V8's collection cycle happened to be: without it, RSS read at two points 100 images apart in a
+ * flat run differed by up to 5 % (the CI-sized soak's visualize, 225.9 → 237.6 MiB, with the wasm heap flat).
+ * RSS still depends on the moment: perturb's moves by ≈ 85 MiB of native memory between a batch in flight and a
+ * drained pipeline. The kernel's high-water mark of RSS (`peakRssBytes`) does not: like the wasm heap, it settles
+ * within the first batches of a flat run and rises again only when the process needs more than ever before.
  */
 export interface SoakSample {
   label: string;
@@ -19,7 +28,10 @@ export interface SoakSample {
   /** performance.now() of this process. */
   ms: number;
   final: boolean;
+  /** Resident set size, read by the process right after the full collection. */
   rssBytes: number;
+  /** The highest RSS the process has had so far (getrusage's ru_maxrss, /proc's VmHWM). */
+  peakRssBytes: number;
   jsHeapBytes: number;
   externalBytes: number;
   arrayBuffersBytes: number;
@@ -60,7 +72,26 @@ function openFds(): number | null {
   }
 }
 
+let collector: (() => void) | undefined;
+
+/**
+ * V8's full garbage collection. `global.gc` exists only under --expose-gc, which bench is not started with;
+ * setting the flag at run time exposes `gc` to contexts made after it, so one new context hands it over.
+ */
+function fullGc(): void {
+  if (!collector) {
+    const own = (globalThis as { gc?: () => void }).gc;
+    if (own) collector = own;
+    else {
+      setFlagsFromString('--expose-gc');
+      collector = runInNewContext('gc') as () => void;
+    }
+  }
+  collector();
+}
+
 export function takeSoakSample(label: string, images: number, total: number, final: boolean): SoakSample {
+  fullGc();
   const mem = process.memoryUsage();
   const t = tf();
   let wasmHeapBytes: number | null = null;
@@ -82,6 +113,7 @@ export function takeSoakSample(label: string, images: number, total: number, fin
     ms: performance.now(),
     final,
     rssBytes: mem.rss,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
     jsHeapBytes: mem.heapUsed,
     externalBytes: mem.external,
     arrayBuffersBytes: mem.arrayBuffers,
