@@ -165,14 +165,14 @@ function assertFlat(command: string): void {
 // image with transformer attribution, from heap fragmentation; rounding tensor buffers to size classes
 // (src/engine/platform-fixes.ts) fixed it. Measured after the fix: see results/soak/README.md.
 // RSS is judged by its high-water mark (peak RSS), as the wasm heap is. RSS at a sample depends on the moment: in
-// eight quick runs (2026-12-03, after a full garbage collection at each sample) perturb's moved between ≈ 240 and
-// 348 MiB from one sample to the next, flat run or not (≈ 85 MiB of native memory while a batch is in flight), so
-// its growth from item 100 to 200 ranged from −20 % to +2 % by chance, and before the collection visualize's
-// passed 5 % once (+5.2 %, a CI run) with the wasm heap flat. The peak settles within the first batches: from
-// item 100 to 200 it grew 0.0 % for perturb and 1–2 % for seg and visualize in those runs. For seg and visualize the
-// peak is the RSS of the moment (their RSS rises smoothly), so a leak shows as it grows; perturb's first batches set
-// a peak ≈ 25 MiB above its later ones, which a leak fills before it shows. A leak in the wasm heap, the kind this
-// soak found (≈ 0.25 MiB per image), shows in the heap's own figure from the first image.
+// ten quick runs (2026-12-03, a full garbage collection before each sample) perturb's moved between ≈ 240 and
+// 350 MiB from one sample to the next (≈ 85 MiB of native memory while a batch is in flight), so its growth from
+// item 100 to 200 ranged from −20 % to +2.7 % by chance; before the collection, visualize's passed 5 % once
+// (+5.2 %, a CI run) with the wasm heap flat. The peak settles within the first batches: from item 100 to 200 it
+// grew 0.0 % for perturb, 0.7–1.2 % for seg and 0.1–0.7 % for visualize in four of those runs. For seg and
+// visualize the peak is the RSS of the moment (their RSS rises smoothly), so a leak shows as it grows; perturb's
+// first batches set a peak ≈ 25 MiB above its later ones, which a leak fills before it shows. A leak in the wasm
+// heap, the kind this soak found (≈ 0.25 MiB per image), shows in the heap's own figure from the first image.
 test('npm run soak -- --quick: seg keeps peak RSS and the wasm heap flat after warm-up (≤ 5 %)', () => assertFlat('seg'));
 test('npm run soak -- --quick: visualize keeps peak RSS and the wasm heap flat after warm-up (≤ 5 %)', () =>
   assertFlat('visualize'));
