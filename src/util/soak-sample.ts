@@ -30,7 +30,11 @@ export interface SoakSample {
   final: boolean;
   /** Resident set size, read by the process right after the full collection. */
   rssBytes: number;
-  /** The highest RSS the process has had so far (getrusage's ru_maxrss, /proc's VmHWM). */
+  /**
+   * The highest RSS the process has had so far: the kernel's high-water mark (getrusage's ru_maxrss, /proc's
+   * VmHWM), and never below an RSS this process has read (the two are read one after the other, with other threads
+   * running).
+   */
   peakRssBytes: number;
   jsHeapBytes: number;
   externalBytes: number;
@@ -73,6 +77,7 @@ function openFds(): number | null {
 }
 
 let collector: (() => void) | undefined;
+let peakRss = 0;
 
 /**
  * V8's full garbage collection. `global.gc` exists only under --expose-gc, which bench is not started with;
@@ -93,6 +98,7 @@ function fullGc(): void {
 export function takeSoakSample(label: string, images: number, total: number, final: boolean): SoakSample {
   fullGc();
   const mem = process.memoryUsage();
+  peakRss = Math.max(peakRss, process.resourceUsage().maxRSS * 1024, mem.rss);
   const t = tf();
   let wasmHeapBytes: number | null = null;
   let tfTensors: number | null = null;
@@ -113,7 +119,7 @@ export function takeSoakSample(label: string, images: number, total: number, fin
     ms: performance.now(),
     final,
     rssBytes: mem.rss,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    peakRssBytes: peakRss,
     jsHeapBytes: mem.heapUsed,
     externalBytes: mem.external,
     arrayBuffersBytes: mem.arrayBuffers,
