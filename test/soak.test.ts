@@ -173,7 +173,8 @@ function assertFlat(command: string): void {
 // visualize the peak is the RSS of the moment (their RSS rises smoothly), so a leak shows as it grows; perturb's
 // first batches set a peak ≈ 25 MiB above its later ones, which a leak fills before it shows. A leak in the wasm
 // heap, the kind this soak found (≈ 0.25 MiB per image), shows in the heap's own figure from the first image.
-test('npm run soak -- --quick: seg keeps peak RSS and the wasm heap flat after warm-up (≤ 5 %)', () => assertFlat('seg'));
+test('npm run soak -- --quick: seg keeps peak RSS and the wasm heap flat after warm-up (≤ 5 %)', () =>
+  assertFlat('seg'));
 test('npm run soak -- --quick: visualize keeps peak RSS and the wasm heap flat after warm-up (≤ 5 %)', () =>
   assertFlat('visualize'));
 test('npm run soak -- --quick: perturb keeps peak RSS and the wasm heap flat after warm-up (≤ 5 %)', () =>
