@@ -31,16 +31,22 @@ import {
 } from './host-f64.js';
 import type { BlockTrace, HeadOutput, VisionTransformer, VitTrace } from './vit.js';
 
-/** The trace's values as host arrays (float32, each rounded once from float64), shapes as in VitTrace. */
-export interface HostVitTrace {
-  batch: number;
-  patches: Float32Array;
-  patchProduct: Float32Array;
-  tokens: Float32Array;
-  blocks: Record<BlockKey, Float32Array>[];
-  out: Float32Array;
+type BlockKey = Exclude<keyof BlockTrace, 'products'> | 'qkvP' | 'projP' | 'fc1P' | 'fc2P';
+
+/** A forward trace's values as host arrays of one precision, shapes as in VitTrace. */
+interface VitTraceValues<A extends Float32Array | Float64Array> {
+  patches: A;
+  patchProduct: A;
+  tokens: A;
+  blocks: Record<BlockKey, A>[];
+  out: A;
   /** The final LayerNorm of the CLS rows and the classifier, once per tail (its eps, quirk Q1), [B, D] and [B, C]. */
-  heads: Record<'lrp' | 'classifier', { pooled: Float32Array; product: Float32Array; logits: Float32Array }>;
+  heads: Record<'lrp' | 'classifier', { pooled: A; product: A; logits: A }>;
+}
+
+/** The trace's values as host arrays (float32, each rounded once from float64), shapes as in VitTrace. */
+export interface HostVitTrace extends VitTraceValues<Float32Array> {
+  batch: number;
 }
 
 export interface HostWeights {
@@ -87,20 +93,12 @@ async function readWeights(model: VisionTransformer): Promise<HostWeights> {
   };
 }
 
-type BlockKey = Exclude<keyof BlockTrace, 'products'> | 'qkvP' | 'projP' | 'fc1P' | 'fc2P';
-
 /**
  * One sample's forward pass in float64, unrounded: what the float64 relevance pass (src/models/vit-relprop-f64.ts)
  * reads. Shapes as in HostVitTrace for a batch of one; `input` is the sample's normalised input [C, H, W].
  */
-export interface ExactVitSample {
+export interface ExactVitSample extends VitTraceValues<Float64Array> {
   input: Float64Array;
-  patches: Float64Array;
-  patchProduct: Float64Array;
-  tokens: Float64Array;
-  blocks: Record<BlockKey, Float64Array>[];
-  out: Float64Array;
-  heads: Record<'lrp' | 'classifier', { pooled: Float64Array; product: Float64Array; logits: Float64Array }>;
 }
 
 /**
