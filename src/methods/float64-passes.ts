@@ -42,7 +42,7 @@ export async function vitFloat64(
 ): Promise<Float64Batch<HostVitTrace>> {
   const { matmul } = await f64Products();
   const c = model.config;
-  const plan = passPlan(methods.flatMap((m) => m.needs({ family: 'vit', depth: c.depth }, options)));
+  const plan = passPlan(methods, { family: 'vit', depth: c.depth }, options);
   const rules = hostRuleSets(matmul);
   const fixed = request === 'top' ? undefined : resolveClasses(request, () => [], B, c.num_classes);
   const classes: Record<HeadKind, number[]> = { lrp: [], classifier: [] };
@@ -89,7 +89,7 @@ export async function bertFloat64(
 ): Promise<Float64Batch<HostBertTrace>> {
   const { matmul } = await f64Products();
   const C = model.numLabels;
-  const plan = passPlan(methods.flatMap((m) => m.needs({ family: 'bert', depth: model.depth }, options)));
+  const plan = passPlan(methods, { family: 'bert', depth: model.depth }, options);
   const trace = await bertForwardF64(model, inputIds, attentionMask, B, N, matmul);
   const top = () => Array.from({ length: B }, (_, b) => argmax(trace.logits.subarray(b * C, (b + 1) * C)));
   const cls = resolveClasses(request, top, B, C);

@@ -43,7 +43,7 @@ export class PassContext {
         pass.numClasses,
       ),
     };
-    this.prepare(methods.flatMap((m) => m.needs(this.info, options)));
+    this.prepare(passPlan(methods, this.info, options));
   }
 
   get info(): ModelInfo {
@@ -104,8 +104,7 @@ export class PassContext {
     return p;
   }
 
-  private prepare(needs: Need[]): void {
-    const plan = passPlan(needs);
+  private prepare(plan: PassPlan): void {
     for (const [head, downTo] of plan.gradients) {
       this.grads.set(head, this.pass.attentionGradients(head, this.oneHot(this.classes[head]), downTo));
     }
@@ -135,7 +134,12 @@ export interface PassPlan {
   relevance: Map<RuleSetName, number | 'input'>;
 }
 
-export function passPlan(needs: readonly Need[]): PassPlan {
+/**
+ * The passes `methods` need on a model: their needs merged, one pass per tail or rule set. The PassContext runs this
+ * plan, and `--forward f64` runs the same plan on the host beforehand (float64-passes.ts).
+ */
+export function passPlan(methods: readonly ExplanationMethod[], info: ModelInfo, options: MethodOptions): PassPlan {
+  const needs = methods.flatMap((m) => m.needs(info, options));
   const deeper = (a: number | 'input' | undefined, b: number | 'input') =>
     a === undefined ? b : a === 'input' || b === 'input' ? 'input' : Math.min(a, b);
   const plan: PassPlan = { gradients: new Map(), relevance: new Map() };
