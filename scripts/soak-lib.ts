@@ -352,7 +352,10 @@ export function throughput(
   };
 }
 
-/** RSS, peak RSS, wasm heap, open fds and images/s against the count, one panel each, a line per command; SVG and PNG. */
+/**
+ * RSS, peak RSS, wasm heap, V8 heap, open fds and items/s against the count, one panel each, a line per command;
+ * SVG and PNG.
+ */
 export async function writeSoakPlot(base: string, samples: Sample[], title: string): Promise<void> {
   const metrics: [string, (s: Sample) => number | null][] = [
     ['RSS (MiB)', (s) => s.rssMiB],

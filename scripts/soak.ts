@@ -3,8 +3,9 @@
  * gtsegs_ijcv.mat-layout MATLAB v7.3 file of 4,276 images; an ImageNet-style folder val/<wnid>/*.JPEG of 5,000
  * images), runs `bench seg`, `bench visualize` and `bench perturb` on them with the embedded model (bin/bench.js as
  * child processes, one after the other), and samples every --every items: open file descriptors and CPU time from
- * /proc/<pid>; RSS (after a full garbage collection) and its high-water mark, the wasm heap, V8's heap and the live tensors from the command
- * itself (BENCH_SOAK_SAMPLE, see src/util/soak-sample.ts); and images/s. Writes results/soak/<date>.json and a plot beside it (.svg, .png).
+ * /proc/<pid>; RSS (after a full garbage collection) and its high-water mark, the wasm heap, V8's heap and the live
+ * tensors from the command itself (BENCH_SOAK_SAMPLE, see src/util/soak-sample.ts); and images/s. Writes
+ * results/soak/<date>.json and a plot beside it (.svg, .png).
  *
  *   npm run soak -- [--images N] [--quick] [--commands seg,visualize,perturb] [--method all] [--out FILE] [--json FILE]
  *
